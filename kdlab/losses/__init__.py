@@ -1,0 +1,20 @@
+"""kdlab's distillation losses, one per module.
+
+Conventions every loss here follows (see shared/methods.md, section 0):
+- The teacher is the target: KL(p_t || p_s), with the teacher's logits detached inside the loss (the
+  student's loss does not train the teacher; compute them with the teacher in eval() under no_grad()).
+  `F.kl_div` takes the student's log-probabilities as input and the teacher's distribution as target.
+- `batchmean` everywhere: sum over classes, mean over the batch. Code that uses `nn.KLDivLoss()`'s default
+  mean also divides by the number of classes K; kdlab converts such published settings instead.
+- T^2 multiplies the soft (KL) term only, never the hard-label CE, which uses the ordinary T=1 softmax.
+  It keeps the soft term's gradient, which shrinks like 1/T^2, on the same scale for every T.
+
+Objective objects (`KD`, `CrossEntropy`) share one call signature,
+`loss_fn(student_logits, teacher_logits, labels, index=None)`, and say whether they need a teacher
+(`needs_teacher`).
+"""
+from ._validate import validate_temperature_values
+from .kd import KD, CrossEntropy, distillation_kl, kd_loss, soft_targets
+
+__all__ = ["KD", "CrossEntropy", "distillation_kl", "kd_loss", "soft_targets",
+           "validate_temperature_values"]

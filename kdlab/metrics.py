@@ -1,0 +1,115 @@
+"""Evaluation metrics: accuracy, calibration, and fidelity to the teacher.
+
+All functions take logits (not probabilities), run without gradient, work on CPU or CUDA tensors and
+return Python floats (except `reliability_table`, a pandas DataFrame, and `summarize`, a dict).
+"""
+import torch
+
+from .losses._validate import check_labels, check_logits, check_logits_pair
+from .losses.kd import distillation_kl
+
+
+@torch.no_grad()
+def accuracy(logits, labels):
+    """Top-1 accuracy in [0, 1]: fraction of samples whose highest logit is the label."""
+    check_logits(logits)
+    check_labels(labels, logits)
+    return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def _calibration_bins(logits, labels, n_bins):
+    """Per-bin sums for calibration: (count, sum of confidences, number correct), each of length n_bins.
+
+    Confidence = max softmax probability. Bins split [0, 1] into n_bins equal widths; bin b holds
+    confidences in (b/n, (b+1)/n] (the first bin also takes 0).
+    """
+    check_logits(logits)
+    check_labels(labels, logits)
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}; 15 is the usual choice")
+    probs = torch.softmax(logits.double(), dim=1)  # float64: bin edges are compared exactly
+    confidence, prediction = probs.max(dim=1)
+    correct = (prediction == labels).double()
+    inner_edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64, device=logits.device)[1:-1]
+    bin_index = torch.bucketize(confidence, inner_edges)  # edge values go to the lower bin
+    count = torch.bincount(bin_index, minlength=n_bins)
+    conf_sum = torch.zeros(n_bins, dtype=torch.float64, device=logits.device).index_add_(0, bin_index, confidence)
+    correct_sum = torch.zeros_like(conf_sum).index_add_(0, bin_index, correct)
+    return count, conf_sum, correct_sum
+
+
+@torch.no_grad()
+def expected_calibration_error(logits, labels, n_bins=15):
+    """Expected calibration error (Guo et al. 2017), equal-width bins weighted by their counts.
+
+        ECE = sum_b (n_b / N) * |accuracy_b - confidence_b|
+
+    where confidence is the max softmax probability, and accuracy_b, confidence_b are the means over the
+    n_b samples whose confidence falls in bin b (bins (b/n, (b+1)/n]). Empty bins contribute 0. 0 means
+    the model is right exactly as often as it is confident; a value of 0.05 means 5 points off on average.
+    """
+    count, conf_sum, correct_sum = _calibration_bins(logits, labels, n_bins)
+    # (n_b / N) * |acc_b - conf_b| = |correct_b - conf_sum_b| / N
+    return ((correct_sum - conf_sum).abs().sum() / logits.shape[0]).item()
+
+
+@torch.no_grad()
+def reliability_table(logits, labels, n_bins=15):
+    """The data of a reliability diagram: one row per confidence bin (empty bins kept).
+
+    Columns: bin_lower, bin_upper, confidence (mean confidence in the bin), accuracy (fraction correct in
+    the bin), count. Empty bins have count 0 and NaN confidence and accuracy. A calibrated model has
+    accuracy close to confidence in every bin.
+    """
+    import pandas as pd  # imported here so that the other metrics do not need pandas
+
+    count, conf_sum, correct_sum = (x.cpu() for x in _calibration_bins(logits, labels, n_bins))
+    n = count.double()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=torch.float64)
+    return pd.DataFrame({
+        "bin_lower": edges[:-1].numpy(),
+        "bin_upper": edges[1:].numpy(),
+        "confidence": (conf_sum / n).numpy(),  # 0/0 -> NaN for empty bins
+        "accuracy": (correct_sum / n).numpy(),
+        "count": count.numpy(),
+    })
+
+
+@torch.no_grad()
+def agreement(student_logits, teacher_logits):
+    """Top-1 agreement: fraction of samples where student and teacher predict the same class."""
+    check_logits_pair(student_logits, teacher_logits)
+    return (student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)).float().mean().item()
+
+
+@torch.no_grad()
+def kl_to_teacher(student_logits, teacher_logits, temperature=1.0):
+    """KL(p_t^T || p_s^T), summed over classes and averaged over samples (batchmean), no T^2 factor.
+    0 when the student's distribution equals the teacher's."""
+    return distillation_kl(student_logits, teacher_logits, temperature, t_squared=False).item()
+
+
+@torch.no_grad()
+def same_wrong_rate(student_logits, teacher_logits, labels):
+    """Fraction of all samples where teacher and student are both wrong with the same prediction:
+    the student copied the teacher's mistake (the "genetic error" of Knowledge Adjustment)."""
+    check_logits_pair(student_logits, teacher_logits)
+    check_labels(labels, student_logits)
+    s_pred, t_pred = student_logits.argmax(dim=1), teacher_logits.argmax(dim=1)
+    return ((s_pred == t_pred) & (t_pred != labels)).float().mean().item()
+
+
+@torch.no_grad()
+def summarize(logits, labels, teacher_logits=None, loss=None):
+    """The usual evaluation numbers in one dict.
+
+    Always 'acc' and 'ece'; with `teacher_logits` also 'agreement' and 'kl' (KL(p_t || p_s) at T=1);
+    with `loss` (an already computed loss value, number or 0-d tensor) also 'loss'.
+    """
+    out = {"acc": accuracy(logits, labels), "ece": expected_calibration_error(logits, labels)}
+    if teacher_logits is not None:
+        out["agreement"] = agreement(logits, teacher_logits)
+        out["kl"] = kl_to_teacher(logits, teacher_logits)
+    if loss is not None:
+        out["loss"] = float(loss)
+    return out
