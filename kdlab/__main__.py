@@ -1,0 +1,49 @@
+"""kdlab's command line.
+
+    python -m kdlab info            the run card of this machine (versions, device, git commit, scale)
+    python -m kdlab scales          the scale switch's table
+    python -m kdlab data NAME ...   download (or verify) datasets into the data folder
+    python -m kdlab bench           kdlab's training pipeline against the conventional one
+"""
+import argparse
+import sys
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cmd, rest = argv[0], argv[1:]
+    if cmd == "info":
+        import kdlab
+        from kdlab.paths import data_dir, home_dir
+        from kdlab.scale import get_scale
+        print(kdlab.run_card())
+        print(f"  data folder  {data_dir()}  (KDLAB_DATA)\n  checkpoints  {home_dir()}  (KDLAB_HOME)")
+        get_scale()
+        return 0
+    if cmd == "scales":
+        from kdlab.scale import table
+        print(table().to_string())
+        return 0
+    if cmd == "data":
+        from kdlab.data import DATASETS, load
+        p = argparse.ArgumentParser(prog="python -m kdlab data")
+        p.add_argument("names", nargs="+", help=f"one or more of {', '.join(DATASETS)}")
+        p.add_argument("--root", default=None, help="folder to use (default: KDLAB_DATA or the checkout's data/)")
+        for name in p.parse_args(rest).names:
+            classes, train, test = load(name, p.parse_args(rest).root)
+            print(f"{name}: {len(train)} train / {len(test)} test images, {len(classes)} classes, "
+                  f"{tuple(train.images.shape[1:])}: ready")
+        return 0
+    if cmd == "bench":
+        from kdlab.bench import main as bench
+        bench(rest)
+        return 0
+    print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

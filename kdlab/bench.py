@@ -1,0 +1,149 @@
+"""`python -m kdlab bench`: kdlab's training pipeline against the conventional one, same model, same device.
+
+- kdlab: the dataset on the device as uint8, crop + flip + normalise as a few batched tensor operations,
+  channels_last, bf16 autocast on CUDA, the teacher under inference_mode; the step is `kdlab.train.train_step`,
+  the one every notebook runs.
+- conventional: what most tutorials write: a torchvision-style dataset of PIL images, RandomCrop(32, padding=4),
+  RandomHorizontalFlip, ToTensor, Normalize, a DataLoader with worker processes (pinned memory on CUDA), a
+  contiguous fp32 model, the teacher in eval under no_grad.
+
+Both see real CIFAR-10 images, the same batch size, the same model and the same optimiser; each is warmed up,
+then timed over the same number of steps (synchronising the device before reading the clock). This is a
+benchmark, not a test: CI runs only its quick CPU form to prove it works.
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class _PILDataset(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: a PIL image through the transforms."""
+
+    def __init__(self, images_hwc: np.ndarray, labels: np.ndarray, transform):
+        self.images, self.labels, self.transform = images_hwc, labels, transform
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        from PIL import Image
+        return self.transform(Image.fromarray(self.images[i])), int(self.labels[i])
+
+
+def _timed(step, batches, warmup, steps, device, batch_size):
+    it = iter(batches)
+    for _ in range(warmup):
+        step(*next(it))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(*next(it))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else float("nan")
+    return steps * batch_size / seconds, peak
+
+
+def _forever(make_iter):
+    epoch = 0
+    while True:
+        yield from make_iter(epoch)
+        epoch += 1
+
+
+def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 128, steps: int = 20,
+        warmup: int = 3, workers: int | None = None, device=None, dataset: str = "cifar10") -> dict:
+    from torchvision import transforms
+
+    from kdlab import data as kdata
+    from kdlab.losses import KD, CrossEntropy
+    from kdlab.models import create
+    from kdlab.train import build, resolve_device, train_step
+
+    device = resolve_device(device)
+    workers = min(4, os.cpu_count() or 1) if workers is None else workers
+    classes, train, _ = kdata.load(dataset)
+    mean, std = kdata.channel_stats(train.images)
+    objective = KD() if teacher else CrossEntropy()
+    results = {}
+
+    # kdlab: on-device data, the course's own train step
+    data = kdata.ImageSet(train.images.to(device), train.labels.to(device))
+    loader = lambda epoch: kdata.Loader(data, batch_size, mean, std, shuffle=True, augment=True, epoch=epoch)
+    student = build(model, len(classes), seed=0, device=device)
+    t_model = build(teacher, len(classes), seed=1, device=device).eval() if teacher else None
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model)
+    results["kdlab"] = _timed(step, _forever(loader), warmup, steps, device, batch_size)
+
+    # conventional: PIL transforms in DataLoader workers, fp32, contiguous
+    tf = transforms.Compose([transforms.RandomCrop(32 if dataset.startswith("cifar") else 64, padding=4),
+                             transforms.RandomHorizontalFlip(), transforms.ToTensor(),
+                             transforms.Normalize(mean, std)])
+    ds = _PILDataset(train.images.permute(0, 2, 3, 1).numpy(), train.labels.numpy(), tf)
+    dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
+                                     pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    torch.manual_seed(0)
+    student = create(model, len(classes)).to(device)
+    t_model = create(teacher, len(classes)).to(device).eval() if teacher else None
+    opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
+
+    def conventional_step(x, y):
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        t_logits = None
+        if t_model is not None:
+            with torch.no_grad():
+                t_logits = t_model(x)
+        logits = student(x)
+        loss = objective(logits, t_logits, y) if teacher else F.cross_entropy(logits, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    results["conventional"] = _timed(conventional_step, _forever(lambda e: dl), warmup, steps, device, batch_size)
+    return {"model": model, "teacher": teacher, "batch_size": batch_size, "steps": steps, "device": device,
+            "workers": workers, "kdlab": results["kdlab"], "conventional": results["conventional"]}
+
+
+def describe_device(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    from kdlab.runcard import _cpu_name
+    return f"{_cpu_name()}, {torch.get_num_threads()} threads"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m kdlab bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", default=None, help="student architecture (default: resnet8 on CPU, resnet8x4 on CUDA)")
+    p.add_argument("--teacher", default=None, help="time a KD step from this (untrained) teacher, e.g. resnet32x4")
+    p.add_argument("--batch-size", type=int, default=None, help="default: 128 on CPU, 512 on CUDA")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default: 20 on CPU, 200 on CUDA)")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers for the conventional pipeline")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--quick", action="store_true", help="a few steps only: proves it runs (CI)")
+    a = p.parse_args(argv)
+    from kdlab.train import resolve_device
+    device = resolve_device(a.device)
+    cuda = device.type == "cuda"
+    model = a.model or ("resnet8x4" if cuda else "resnet8")
+    batch = a.batch_size or (512 if cuda else 128)
+    steps = 3 if a.quick else (a.steps or (200 if cuda else 20))
+    warmup = 1 if a.quick else a.warmup
+    print(f"kdlab bench: {model}{' <- ' + a.teacher if a.teacher else ''} on {device.type} "
+          f"({describe_device(device)}), batch {batch}, {steps} timed steps after {warmup} warm-up", flush=True)
+    r = run(model, a.teacher, batch, steps, warmup, a.workers, device)
+    mem = lambda m: "" if m != m else f", peak GPU memory {m:.0f} MiB"
+    print(f"  kdlab        (on-device uint8 data + augmentation, channels_last{', bf16' if cuda else ''}): "
+          f"{r['kdlab'][0]:8.0f} images/s{mem(r['kdlab'][1])}")
+    print(f"  conventional (DataLoader x{r['workers']} workers + PIL transforms, fp32):{' ' * (11 if cuda else 5)}"
+          f"{r['conventional'][0]:8.0f} images/s{mem(r['conventional'][1])}")
+    print(f"speedup: {r['kdlab'][0] / r['conventional'][0]:.2f}x")
+    return r

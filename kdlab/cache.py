@@ -1,0 +1,112 @@
+"""Teachers, trained once and reused by every notebook: get-or-train, keyed by everything that made them.
+
+    teacher = get_teacher("resnet20", data, scale.teacher_recipe, seed=0, scale=scale.name)
+
+The key holds the architecture, the data (dataset, split sizes, which images), the scale's name, the recipe,
+the seed and the recipe's code version (`kdlab.recipe.RECIPE_VERSION`). Its hash names the file under
+`<KDLAB_HOME or data/checkpoints>/teachers/`; the key itself is stored inside and compared on load, together
+with a digest of the weights, so a renamed, stale or damaged file is refused with a message, never used.
+
+Two processes asking for the same teacher: the first takes an exclusive lock on `<file>.lock` and trains
+(resumably, through a `.partial` checkpoint); the second waits for the lock, then loads what the first saved.
+Files are loaded with `weights_only=True`.
+"""
+import fcntl
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from kdlab.io import CheckpointError, load_checked, save_atomic
+from kdlab.losses import CrossEntropy
+from kdlab.paths import home_dir
+from kdlab.recipe import RECIPE_VERSION, Recipe
+from kdlab.train import build, evaluate, fit, resolve_device, state_digest
+
+
+class CacheMismatchError(CheckpointError):
+    """A cache file whose key or weights are not what its name promises."""
+
+
+def teacher_key(arch: str, data, recipe: Recipe, seed: int = 0, scale: str | None = None) -> dict:
+    return json.loads(json.dumps({
+        "kind": "teacher", "arch": arch, "num_classes": data.num_classes, "data": data.fingerprint,
+        "scale": scale, "recipe": recipe.to_dict(), "objective": repr(CrossEntropy()), "seed": seed,
+        "recipe_version": RECIPE_VERSION}))
+
+
+def teacher_path(key: dict, home=None) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    name = f"{key['arch']}-{key['data']['dataset']}-{key['scale'] or 'custom'}-seed{key['seed']}-{digest}.pt"
+    return Path(home or home_dir()) / "teachers" / name
+
+
+@contextmanager
+def _exclusive(lock_path: Path):
+    try:
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock_path, "a")
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {lock_path.parent} ({e.strerror}). Make it writable, or set "
+                              f"KDLAB_HOME to a folder you can write.") from e
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"another process is training this teacher; waiting for it ({lock_path.name})")
+            t0 = time.monotonic()
+            fcntl.flock(f, fcntl.LOCK_EX)
+            print(f"... done after {time.monotonic() - t0:.0f} s; loading its result")
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _load(path: Path, key: dict, device):
+    blob = load_checked(path, "cached teacher")
+    stored = json.loads(blob.get("key", "null"))
+    if stored != key:
+        raise CacheMismatchError(f"{path} holds a teacher made with a different key than its name says "
+                                 f"(stored {stored}, wanted {key}). Delete the file to retrain it.")
+    model = build(key["arch"], key["num_classes"], device=device)
+    try:
+        model.load_state_dict(blob["state_dict"])
+    except RuntimeError as e:
+        raise CacheMismatchError(f"{path}: the weights do not fit a {key['arch']} ({e}). Delete the file.") from e
+    if state_digest(model) != blob["weights"]:
+        raise CacheMismatchError(f"{path}: the weights do not match their recorded digest (the file was altered "
+                                 f"or damaged). Delete it to retrain the teacher.")
+    model.eval().requires_grad_(False)
+    model.cache_info = {"path": str(path), "key": key, "metrics": blob["metrics"], "history": blob["history"],
+                        "trained_seconds": blob["trained_seconds"]}
+    return model
+
+
+def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | None = None, home=None,
+                device=None, progress: bool = True, verbose: bool = True):
+    """The cached teacher for this key, trained now (and cached) if there is none. Returned in eval mode with
+    gradients off; `teacher.cache_info` holds its path, key, test metrics and training history."""
+    device = resolve_device(device if device is not None else data.device)
+    key = teacher_key(arch, data, recipe, seed, scale)
+    path = teacher_path(key, home)
+    with _exclusive(path.with_suffix(".lock")):
+        if path.exists():
+            teacher = _load(path, key, device)
+            if verbose:
+                m = teacher.cache_info["metrics"]
+                print(f"teacher {arch} loaded from cache ({path.name}): test acc {100 * m['acc']:.2f}%")
+            return teacher
+        if verbose:
+            print(f"training teacher {arch} on {data.name} ({recipe.epochs} epochs, seed {seed}); cached as {path.name}")
+        model = build(arch, data.num_classes, seed=seed, device=device)
+        partial = path.with_suffix(".partial.pt")
+        history = fit(model, data, recipe, seed=seed, checkpoint=partial, progress=progress, verbose=verbose,
+                      desc=f"teacher {arch}")
+        metrics = evaluate(model, data, "test")
+        save_atomic({"key": json.dumps(key), "state_dict": model.state_dict(), "weights": state_digest(model),
+                     "metrics": metrics, "history": history.to_dict("records"),
+                     "trained_seconds": float(history["seconds"].sum())}, path)
+        partial.unlink(missing_ok=True)
+        return _load(path, key, device)

@@ -1,0 +1,47 @@
+"""Files that are never half-written: every checkpoint and cache entry goes through `save_atomic`.
+
+A write goes to a temporary file in the same folder, is flushed to disk, then renamed over the target with
+`os.replace`, which is atomic on POSIX and Windows: a reader (or a run killed mid-write) sees the old file or
+the new one, never a mixture.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used: truncated, corrupt, or made by another run."""
+
+
+def save_atomic(obj, path) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {path.parent} ({e.strerror}). Make it writable, or point "
+                              f"KDLAB_HOME (checkpoints) / KDLAB_DATA (datasets) at a folder you can write.") from e
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checked(path, what: str = "checkpoint") -> dict:
+    """torch.load with weights_only=True; a truncated or corrupt file raises CheckpointError saying what to do."""
+    path = Path(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(e).__name__}). Delete it to start "
+                              f"that run again from scratch.") from e

@@ -1,0 +1,77 @@
+"""A training recipe: the optimiser and schedule settings that, with the data and the seed, make a model.
+
+The recipe is part of every cached teacher's key, so it is a frozen dataclass of plain values.
+
+Schedules (the learning rate is a pure function of the step, so a resumed run gets the same rates):
+- ``multistep``: RepDistiller's, ``lr * gamma ** (milestones passed)``; milestones are epochs.
+- ``cosine``: half a cosine from ``lr`` to 0 over the run.
+- ``onecycle``: linear up to ``lr`` for the first ``peak`` fraction of the run, then linear down to 0
+  (the triangular schedule short runs such as airbench use).
+- ``constant``.
+``warmup_epochs`` ramps linearly from ``lr / warmup_steps`` for multistep, cosine and constant.
+"""
+import math
+from dataclasses import asdict, dataclass, field
+
+# Bump when the training loop changes what a recipe produces: cached teachers made before are then retrained.
+RECIPE_VERSION = 1
+
+SCHEDULES = ("multistep", "cosine", "onecycle", "constant")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    epochs: int
+    batch_size: int = 64
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: str = "multistep"
+    milestones: tuple = (150, 180, 210)
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0
+    peak: float = 0.25
+    augment: bool = True
+    extra: dict = field(default_factory=dict)  # free-form settings a notebook wants in the key
+
+    def __post_init__(self):
+        def bad(msg):
+            raise ValueError(f"Recipe: {msg}")
+        if not isinstance(self.epochs, int) or self.epochs < 1:
+            bad(f"epochs must be an int >= 1, got {self.epochs!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            bad(f"batch_size must be an int >= 1, got {self.batch_size!r}")
+        for name in ("lr", "weight_decay", "momentum", "gamma", "warmup_epochs"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                bad(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.lr == 0:
+            bad("lr must be > 0 (a model trained at lr 0 never changes)")
+        if self.momentum >= 1:
+            bad(f"momentum must be < 1, got {self.momentum}")
+        if self.schedule not in SCHEDULES:
+            bad(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        if not 0 < self.peak < 1:
+            bad(f"peak must be in (0, 1), got {self.peak}")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+    def to_dict(self):
+        return asdict(self)
+
+    def lr_at(self, step: int, steps_per_epoch: int) -> float:
+        """The learning rate for optimiser step `step` (0-based) of a run with `steps_per_epoch` steps."""
+        total = self.epochs * steps_per_epoch
+        epoch = step // steps_per_epoch
+        t = step / total
+        if self.schedule == "onecycle":
+            return self.lr * (t / self.peak if t < self.peak else (1 - t) / (1 - self.peak))
+        warmup = round(self.warmup_epochs * steps_per_epoch)
+        if step < warmup:
+            return self.lr * (step + 1) / warmup
+        if self.schedule == "multistep":
+            return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+        if self.schedule == "cosine":
+            t = (step - warmup) / max(1, total - warmup)
+            return self.lr * 0.5 * (1 + math.cos(math.pi * t))
+        return self.lr

@@ -1,0 +1,86 @@
+"""The run card: what produced a result (versions, device, git commit, seed, scale, wall time).
+
+Every notebook ends with `kdlab.run_card(seed=..., scale=...)`; `python -m kdlab info` prints the same.
+Wall time counts from the first `import kdlab` in the process.
+"""
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+def _git_commit() -> str:
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True,
+                                text=True, timeout=5).stdout.strip()
+        if not commit:
+            return "unknown (not a git checkout)"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return commit + (" (with uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass
+class RunCard:
+    kdlab: str
+    python: str
+    torch: str
+    torchvision: str
+    cuda: str
+    device: str
+    threads: int
+    git_commit: str
+    seed: object
+    scale: str
+    started: str
+    wall_time: str
+
+    def __str__(self):
+        width = max(map(len, asdict(self)))
+        return "run card\n" + "\n".join(f"  {k:<{width}}  {v}" for k, v in asdict(self).items())
+
+    __repr__ = __str__
+
+    def _repr_markdown_(self):
+        return "**Run card**\n\n| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in asdict(self).items())
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def run_card(seed=None, scale=None) -> RunCard:
+    import torch
+    import torchvision
+
+    import kdlab
+    from kdlab.scale import resolve_name
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name(0)}"
+    else:
+        device = f"cpu: {_cpu_name()}"
+    cuda = torch.version.cuda or "none (CPU build of torch)"
+    if torch.version.cuda and not torch.cuda.is_available():
+        cuda += " (no GPU visible: running on the CPU)"
+    scale_name = getattr(scale, "name", scale) or resolve_name()
+    elapsed = time.time() - kdlab._STARTED
+    return RunCard(
+        kdlab=kdlab.__version__, python=sys.version.split()[0], torch=torch.__version__,
+        torchvision=torchvision.__version__, cuda=cuda, device=device, threads=torch.get_num_threads(), git_commit=_git_commit(),
+        seed=seed if seed is not None else "not given", scale=scale_name,
+        started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(kdlab._STARTED)),
+        wall_time=f"{elapsed / 60:.1f} min" if elapsed >= 60 else f"{elapsed:.1f} s")
