@@ -23,6 +23,7 @@ run (another recipe, objective, teacher, data or seed) is refused, never silentl
 import hashlib
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -116,12 +117,18 @@ def _check_classes(model, teacher, data):
                          f"a teacher must be trained on the same label set as its student")
 
 
+def _describe(objective) -> str:
+    """repr(objective) without memory addresses: a plain function's repr (or an object's default one) holds an
+    address that differs in every process, which would make a killed run's checkpoint stale for its restart."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(objective))
+
+
 def run_fingerprint(model, data, recipe, objective, teacher, seed) -> dict:
     """Everything that determines a training run's result: a checkpoint made under another one is stale."""
     return {"format": CHECKPOINT_FORMAT, "recipe_version": RECIPE_VERSION,
             "arch": getattr(model, "arch", type(model).__name__),
             "params": sum(p.numel() for p in model.parameters()),
-            "data": data.fingerprint, "recipe": recipe.to_dict(), "objective": repr(objective),
+            "data": data.fingerprint, "recipe": recipe.to_dict(), "objective": _describe(objective),
             "teacher": None if teacher is None else {"arch": getattr(teacher, "arch", type(teacher).__name__),
                                                      "weights": state_digest(teacher)},
             "seed": seed}
