@@ -1,0 +1,80 @@
+"""kdlab.io: atomic writes (a crash mid-write keeps the previous file) and checked loads."""
+import os
+
+import pytest
+import torch
+
+from kdlab import io
+from kdlab.io import CheckpointError, load_checked, save_atomic
+
+
+def leftovers(folder):
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".tmp") or p.name.startswith("."))
+
+
+def test_save_atomic_writes_a_loadable_file(tmp_path):
+    target = tmp_path / "sub" / "dir" / "ck.pt"  # missing folders are made
+    obj = {"epoch": 3, "w": torch.arange(6.0).reshape(2, 3), "history": [{"loss": 1.5}]}
+    assert save_atomic(obj, target) == target
+    back = load_checked(target)
+    assert back["epoch"] == 3 and torch.equal(back["w"], obj["w"]) and back["history"] == [{"loss": 1.5}]
+    assert leftovers(target.parent) == []
+    save_atomic({"epoch": 4}, str(target))  # str paths; overwriting
+    assert load_checked(target) == {"epoch": 4}
+
+
+@pytest.mark.parametrize("exc", [OSError("disk full"), KeyboardInterrupt()])
+def test_crash_mid_write_keeps_the_previous_file(tmp_path, monkeypatch, exc):
+    target = tmp_path / "ck.pt"
+    save_atomic({"epoch": 1, "w": torch.ones(1000)}, target)
+    before = target.read_bytes()
+    real_save = torch.save
+
+    def half_then_crash(obj, f, *a, **kw):
+        import io as pyio
+        buf = pyio.BytesIO()
+        real_save(obj, buf, *a, **kw)
+        f.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+        f.flush()
+        raise exc
+
+    monkeypatch.setattr(io.torch, "save", half_then_crash)
+    with pytest.raises(type(exc)):
+        save_atomic({"epoch": 2, "w": torch.zeros(1000)}, target)
+    monkeypatch.undo()
+    assert target.read_bytes() == before
+    back = load_checked(target)
+    assert back["epoch"] == 1 and torch.equal(back["w"], torch.ones(1000))
+    assert leftovers(tmp_path) == [] and sorted(os.listdir(tmp_path)) == ["ck.pt"]
+
+
+def test_truncated_file_raises_checkpoint_error_saying_to_delete_it(tmp_path):
+    target = tmp_path / "ck.pt"
+    save_atomic({"epoch": 1, "w": torch.ones(1000)}, target)
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"cached teacher .*ck\.pt is truncated or corrupt .*Delete it"):
+        load_checked(target, "cached teacher")
+    target.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="Delete it"):
+        load_checked(target)
+
+
+class NotAllowed:
+    pass
+
+
+def test_load_checked_refuses_pickled_code_and_reports_missing_files(tmp_path):
+    target = tmp_path / "evil.pt"
+    torch.save({"obj": NotAllowed()}, target)  # weights_only loading must not unpickle arbitrary objects
+    with pytest.raises(CheckpointError):
+        load_checked(target)
+    with pytest.raises(FileNotFoundError):
+        load_checked(tmp_path / "missing.pt")
+
+
+def test_unwritable_target_gives_a_checkpoint_error(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CheckpointError, match="cannot write to .*KDLAB_HOME"):
+        save_atomic({"x": 1}, blocker / "sub" / "ck.pt")
