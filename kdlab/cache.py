@@ -66,7 +66,11 @@ def _exclusive(lock_path: Path):
 
 def _load(path: Path, key: dict, device):
     blob = load_checked(path, "cached teacher")
-    stored = json.loads(blob.get("key", "null"))
+    missing = {"key", "state_dict", "weights", "metrics", "history", "trained_seconds"} - set(blob)
+    if missing:
+        raise CacheMismatchError(f"{path} is not a kdlab teacher file (it lacks {sorted(missing)}). Delete it "
+                                 f"to retrain the teacher.")
+    stored = json.loads(blob["key"])
     if stored != key:
         raise CacheMismatchError(f"{path} holds a teacher made with a different key than its name says "
                                  f"(stored {stored}, wanted {key}). Delete the file to retrain it.")

@@ -5,7 +5,7 @@ The recipe is part of every cached teacher's key, so it is a frozen dataclass of
 Schedules (the learning rate is a pure function of the step, so a resumed run gets the same rates):
 - ``multistep``: RepDistiller's, ``lr * gamma ** (milestones passed)``; milestones are epochs.
 - ``cosine``: half a cosine from ``lr`` to 0 over the run.
-- ``onecycle``: linear up to ``lr`` for the first ``peak`` fraction of the run, then linear down to 0
+- ``onecycle``: linear up to ``lr`` over the first ``peak`` fraction of the run, then linear down towards 0
   (the triangular schedule short runs such as airbench use).
 - ``constant``.
 ``warmup_epochs`` ramps linearly from ``lr / warmup_steps`` for multistep, cosine and constant.
@@ -65,7 +65,9 @@ class Recipe:
         epoch = step // steps_per_epoch
         t = step / total
         if self.schedule == "onecycle":
-            return self.lr * (t / self.peak if t < self.peak else (1 - t) / (1 - self.peak))
+            if t < self.peak:  # (step + 1): the very first step already moves the weights
+                return self.lr * (step + 1) / (self.peak * total + 1)
+            return self.lr * ((1 - t) / (1 - self.peak))
         warmup = round(self.warmup_epochs * steps_per_epoch)
         if step < warmup:
             return self.lr * (step + 1) / warmup

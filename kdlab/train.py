@@ -221,7 +221,9 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                desc=desc or getattr(model, "arch", "train"), disable=not progress, leave=False)
     epoch, step = start_epoch, 0
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+            if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda_ids):  # the caller's RNG state is left as it was
             for epoch in range(start_epoch, recipe.epochs):
                 torch.manual_seed(_mix(seed, epoch, "global"))  # dropout etc.: same on resume
                 t0 = time.perf_counter()
@@ -248,8 +250,12 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                         break
                 bad = int(first_bad.item())
                 if bad >= 0:
-                    kept = (f"the checkpoint {checkpoint} still holds epoch {len(history)}" if checkpoint is not None
-                            else "no checkpoint was kept (pass checkpoint=...)")
+                    if checkpoint is None:
+                        kept = "no checkpoint was kept (pass checkpoint=...)"
+                    elif history:
+                        kept = f"the checkpoint {checkpoint} still holds epoch {len(history)}"
+                    else:
+                        kept = "no epoch had finished, so there is no checkpoint yet"
                     raise NonFiniteLossError(f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad + 1} "
                                              f"(lr {recipe.lr_at(epoch * steps_per_epoch + bad, steps_per_epoch):.4g}); "
                                              f"{kept}. Lower the learning rate or check the inputs and the objective.")
@@ -272,9 +278,12 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                 if verbose:
                     (bar.write if progress else print)(_summary(row, recipe.epochs))
     except KeyboardInterrupt:
-        done = history[-1]["epoch"] if history else 0
-        where = (f"The checkpoint {checkpoint} holds epoch {done}: run the same call again to resume there."
-                 if checkpoint is not None else "No checkpoint was being written (pass checkpoint=... to make runs resumable).")
+        if checkpoint is None:
+            where = "No checkpoint was being written (pass checkpoint=... to make runs resumable)."
+        elif history:
+            where = f"The checkpoint {checkpoint} holds epoch {len(history)}: run the same call again to resume there."
+        else:
+            where = "No epoch had finished, so there is no checkpoint yet: the same call starts again from epoch 1."
         print(f"interrupted during epoch {epoch + 1}, step {step + 1}. {where}")
         raise
     finally:
