@@ -1,7 +1,7 @@
 """`python -m kdlab bench`: kdlab's training pipeline against the conventional one, same model, same device.
 
 - kdlab: the dataset on the device as uint8, crop + flip + normalise as a few batched tensor operations,
-  channels_last, bf16 autocast on CUDA, the teacher under inference_mode; the step is `kdlab.train.train_step`,
+  channels_last, bf16 autocast (CUDA, and CPUs with native bf16), the teacher under inference_mode; the step is `kdlab.train.train_step`,
   the one every notebook runs.
 - conventional: what most tutorials write: a torchvision-style dataset of PIL images, RandomCrop(32, padding=4),
   RandomHorizontalFlip, ToTensor, Normalize, a DataLoader with worker processes (pinned memory on CUDA), a
@@ -141,9 +141,10 @@ def main(argv=None):
           f"({describe_device(device)}), batch {batch}, {steps} timed steps after {warmup} warm-up", flush=True)
     r = run(model, a.teacher, batch, steps, warmup, a.workers, device)
     mem = lambda m: "" if m != m else f", peak GPU memory {m:.0f} MiB"
-    print(f"  kdlab        (on-device uint8 data + augmentation, channels_last{', bf16' if cuda else ''}): "
+    from kdlab.train import precision
+    print(f"  kdlab        (on-device uint8 data + augmentation, channels_last, {precision(device)}): "
           f"{r['kdlab'][0]:8.0f} images/s{mem(r['kdlab'][1])}")
-    print(f"  conventional (DataLoader x{r['workers']} workers + PIL transforms, fp32):{' ' * (11 if cuda else 5)}"
+    print(f"  conventional (DataLoader x{r['workers']} workers + PIL transforms, fp32):             "
           f"{r['conventional'][0]:8.0f} images/s{mem(r['conventional'][1])}")
     print(f"speedup: {r['kdlab'][0] / r['conventional'][0]:.2f}x")
     return r

@@ -44,6 +44,7 @@ class RunCard:
     cuda: str
     device: str
     threads: int
+    precision: str
     git_commit: str
     seed: object
     scale: str
@@ -69,6 +70,8 @@ def run_card(seed=None, scale=None) -> RunCard:
 
     import kdlab
     from kdlab.scale import resolve_name
+    from kdlab.train import precision
+    main_device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if torch.cuda.is_available():
         device = f"cuda: {torch.cuda.get_device_name(0)}"
     else:
@@ -80,7 +83,7 @@ def run_card(seed=None, scale=None) -> RunCard:
     elapsed = time.time() - kdlab._STARTED
     return RunCard(
         kdlab=kdlab.__version__, python=sys.version.split()[0], torch=torch.__version__,
-        torchvision=torchvision.__version__, cuda=cuda, device=device, threads=torch.get_num_threads(), git_commit=_git_commit(),
+        torchvision=torchvision.__version__, cuda=cuda, device=device, threads=torch.get_num_threads(), precision=precision(main_device), git_commit=_git_commit(),
         seed=seed if seed is not None else "not given", scale=scale_name,
         started=time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(kdlab._STARTED)),
         wall_time=f"{elapsed / 60:.1f} min" if elapsed >= 60 else f"{elapsed:.1f} s")

@@ -60,9 +60,10 @@ class Scale:
                 f"expected: {self.expected_time(device_type)}")
 
 
-def _cpu_recipe(epochs, lr=0.05):
-    # Short runs: one-cycle reaches a good model in few epochs without tuning milestones.
-    return Recipe(epochs=epochs, batch_size=64, lr=lr, schedule="onecycle", nesterov=True)
+def _cpu_recipe(epochs, lr=0.1):
+    # Short runs: one-cycle reaches a good model in few epochs without tuning milestones. Batch 128: on a
+    # 2-core CPU resnet20 trains at 741 images/s with it against 531 with batch 64 (bf16, channels_last).
+    return Recipe(epochs=epochs, batch_size=128, lr=lr, schedule="onecycle", nesterov=True)
 
 
 PRESETS = {

@@ -10,7 +10,8 @@ rectified targets); `index` is each sample's position in the dataset's published
 `teacher_logits` is None when there is no teacher; an objective with `needs_teacher = True` requires one.
 
 What the loop does for speed (small CIFAR models are launch- and data-bound): data stays on the device
-(kdlab.data), the model and the batches are channels_last (faster on CPUs too), bf16 autocast on CUDA, the
+(kdlab.data), the model and the batches are channels_last (faster on CPUs too), bf16 autocast on CUDA and on
+CPUs with native bf16 instructions (`cpu_bf16`), the
 teacher runs in eval mode under `torch.inference_mode()`, and nothing synchronises with the host inside a step
 (losses are summed on the device; a non-finite loss is looked for every `check_every` steps).
 
@@ -20,9 +21,10 @@ weights as an uninterrupted run (on the CPU, bit for bit: the data order, the au
 are all derived from (seed, epoch), and the learning rate from the step). A checkpoint made by a different
 run (another recipe, objective, teacher, data or seed) is refused, never silently reused.
 """
+import functools
 import hashlib
 import json
-import math
+import os
 import re
 import time
 from pathlib import Path
@@ -68,8 +70,30 @@ def build(arch: str, num_classes: int, seed: int = 0, device=None) -> torch.nn.M
     return model.to(resolve_device(device), memory_format=torch.channels_last)
 
 
+@functools.cache
+def cpu_bf16() -> bool:
+    """bf16 autocast on the CPU: on where the CPU has native bf16 instructions (measured 1.4-1.5x faster
+    training on a 2-core AVX512-BF16 EPYC), off elsewhere, where emulated bf16 is slower than fp32.
+    `KDLAB_CPU_BF16=0` or `=1` overrides."""
+    setting = os.environ.get("KDLAB_CPU_BF16", "auto").strip().lower()
+    if setting in ("0", "1"):
+        return setting == "1"
+    if setting != "auto":
+        raise ValueError(f"KDLAB_CPU_BF16 must be 0, 1 or auto, got {setting!r}")
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def precision(device: torch.device) -> str:
+    """'bf16' when training on `device` runs under bf16 autocast, else 'fp32'."""
+    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16()) else "fp32"
+
+
 def _autocast(device: torch.device):
-    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    # Weights, optimiser state and losses stay fp32; autocast runs convolutions and matmuls in bf16.
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision(device) == "bf16")
 
 
 def state_digest(model: torch.nn.Module) -> str:
@@ -107,6 +131,12 @@ def evaluate(model, data: Data, split: str = "test", teacher=None, teacher_logit
 
 
 def _check_classes(model, teacher, data):
+    for split in ("train", "val", "test"):
+        labels = data.split(split).labels
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= data.num_classes):
+            raise ValueError(f"{data.name} {split} labels span [{int(labels.min())}, {int(labels.max())}] but there "
+                             f"are {data.num_classes} classes: labels must be 0..{data.num_classes - 1}. Check how "
+                             f"the labels were built (e.g. after removing or remapping classes).")
     k_model = getattr(model, "num_classes", None)
     if k_model is not None and k_model != data.num_classes:
         raise ValueError(f"the model has {k_model} outputs but {data.name} has {data.num_classes} classes; "
