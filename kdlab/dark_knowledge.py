@@ -1,0 +1,76 @@
+"""Dark knowledge (Hinton, Vinyals, Dean 2015, arXiv 1503.02531): what a teacher's wrong-class probabilities
+hold, and Hinton's omitted-class experiment.
+
+- `class_similarity`: the teacher's average soft targets per true class, S[i, j] = mean over images x of
+  class i of softmax(z_t(x) / T)_j. Off the diagonal it says which classes the teacher finds alike
+  (cat and dog, automobile and truck): information a one-hot label never carries.
+- The omitted-class experiment: distil a student on a transfer set from which one class k was removed
+  (`without_class`). The student never sees an image of k, yet the teacher's soft targets on the other
+  images mention k (a dog looks a little like a cat), so the student can still learn to recognise it. Its
+  bias for k is too low, though (k was never the right answer during training): Hinton added 3.5 to the
+  bias of the omitted class, a value that optimised test-set performance.
+- kdlab chooses the shift without the test set and without labels of k: `prior_matching_shift` picks the
+  shift that makes the student predict k on a fraction 1/K of the (unlabelled) validation images, the
+  share class k has in a balanced dataset. `with_bias_shift` applies it to a copy of the model.
+"""
+import copy
+from dataclasses import replace
+
+import torch
+
+from kdlab.data import Data
+from kdlab.losses import soft_targets
+
+
+def class_similarity(teacher_logits, labels, num_classes: int, temperature: float = 1.0) -> torch.Tensor:
+    """(K, K) matrix: row i is the teacher's average softmax(z / T) over the images whose label is i."""
+    labels = torch.as_tensor(labels, device=teacher_logits.device)
+    p = soft_targets(teacher_logits.float(), temperature)
+    sums = torch.zeros(num_classes, p.shape[1], device=p.device).index_add_(0, labels, p)
+    counts = torch.bincount(labels, minlength=num_classes).clamp_min(1).unsqueeze(1)
+    return (sums / counts).cpu()
+
+
+def without_class(data: Data, k: int) -> Data:
+    """The same data with class k removed from the training split only (the transfer set); validation and
+    test keep every class, so the student is measured on what it never saw."""
+    if not 0 <= k < data.num_classes:
+        raise ValueError(f"class {k} does not exist: {data.name} has classes 0..{data.num_classes - 1}")
+    keep = torch.nonzero(data.train.labels != k).flatten()
+    fingerprint = {**data.fingerprint, "train_size": len(keep), "omitted_class": k}
+    return replace(data, train=data.train.subset(keep), fingerprint=fingerprint)
+
+
+def prior_matching_shift(logits, k: int, fraction: float | None = None) -> float:
+    """The bias shift d for class k that makes class k the prediction on `fraction` of these images
+    (default 1/K, a balanced dataset's share). Uses no labels.
+
+    Image i is predicted as k after the shift when z_ik + d > max_{j != k} z_ij, i.e. when d exceeds
+    m_i = max_{j != k} z_ij - z_ik; so d is the (1 - fraction) quantile of the margins m_i."""
+    logits = torch.as_tensor(logits).float()
+    K = logits.shape[1]
+    fraction = 1 / K if fraction is None else fraction
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction}")
+    others = logits.clone()
+    others[:, k] = -torch.inf
+    margins = others.max(dim=1).values - logits[:, k]
+    # the n-th smallest margin, n = fraction * N: exactly n images have a margin below the shift
+    n = max(1, round(fraction * len(margins)))
+    ordered = torch.sort(margins).values
+    upper = ordered[n] if n < len(ordered) else ordered[-1] + 1
+    return float((ordered[n - 1] + upper) / 2)
+
+
+def with_bias_shift(model, k: int, shift: float):
+    """A copy of `model` whose classifier adds `shift` to the logit of class k (the model is untouched)."""
+    shifted = copy.deepcopy(model)
+    with torch.no_grad():
+        shifted.classifier.bias[k] += shift
+    return shifted
+
+
+def class_recall(logits, labels, k: int) -> float:
+    """The fraction of images of class k predicted as k."""
+    mask = torch.as_tensor(labels) == k
+    return float((torch.as_tensor(logits)[mask].argmax(1) == k).float().mean())
