@@ -61,3 +61,13 @@ def paired_difference(runs: pd.DataFrame, arm: str, baseline: str, metric: str =
         return Difference(arm, baseline, metric, mean, -math.inf, math.inf, 1)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
     return Difference(arm, baseline, metric, mean, mean - half, mean + half, n)
+
+
+def claim(statement: str, holds: bool) -> None:
+    """Assert a notebook's claim and print one line that is the same at every scale (nbval compares it).
+
+    Notebooks pass the real test at the scales where it is meaningful and an invariant at `smoke`; the
+    statement says which."""
+    if not holds:
+        raise AssertionError(f"claim does not hold in this run: {statement}")
+    print(f"claim: {statement}: holds")

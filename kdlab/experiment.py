@@ -54,7 +54,7 @@ def _run_path(tag, arm, seed, fingerprint, home):
 
 
 def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None, progress: bool = True,
-             verbose: bool = False) -> Results:
+             verbose: bool = False, eval_splits=("val", "test")) -> Results:
     """Train every arm with every seed (arms inner, so early results cover all arms); return the results."""
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
@@ -69,7 +69,7 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None
             path = _run_path(tag, arm, seed, fp, home)
             earlier = " (continued from an earlier, saved run)" if path.exists() else ""
             h = fit(model, d, r, objective=arm.objective, teacher=arm.teacher, seed=seed, checkpoint=path,
-                    progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})")
+                    progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})", eval_splits=eval_splits)
             last = h.iloc[-1].to_dict()
             rows.append({"arm": arm.name, "seed": seed, **{k: v for k, v in last.items() if k != "epoch"},
                          "train_seconds": float(h["seconds"].sum())})

@@ -47,3 +47,11 @@ def test_results_table_keeps_arm_order():
     assert t.loc["z", ("test_acc", "mean")] == pytest.approx(0.6) and t.loc["a", ("test_acc", "count")] == 2
     with pytest.raises(KeyError, match="not in the runs table"):
         results_table(r, "val_acc")
+
+
+def test_claim_prints_or_raises(capsys):
+    from kdlab.compare import claim
+    claim("two is more than one", 2 > 1)
+    assert capsys.readouterr().out == "claim: two is more than one: holds\n"
+    with pytest.raises(AssertionError, match="does not hold in this run: one is more than two"):
+        claim("one is more than two", 1 > 2)
