@@ -96,7 +96,8 @@ def _cifar_rows(entries, label_key, path_for_errors):
     rows = np.concatenate([np.asarray(e["data"], dtype=np.uint8).reshape(-1, 3072) for e in entries])
     labels = np.concatenate([np.asarray(e[label_key], dtype=np.int64) for e in entries])
     if len(rows) != len(labels):
-        raise DataError(f"{path_for_errors}: {len(rows)} images but {len(labels)} labels; the files are corrupt.")
+        raise DataError(f"{path_for_errors}: {len(rows)} images but {len(labels)} labels; the files are corrupt. "
+                        f"Delete {path_for_errors} and download again.")
     return torch.from_numpy(rows.reshape(-1, 3, 32, 32).copy()), torch.from_numpy(labels)
 
 
@@ -136,13 +137,17 @@ def _read_tiny_imagenet(folder: Path):
     folder, keyed by the list of files they came from.
     """
     what = f"tiny-imagenet-200 in {folder}"
+
+    def partial(problem):
+        return DataError(f"{what}: {problem}; the folder is partial or corrupt. Delete it and download again "
+                         f"({TINY_IMAGENET_URL}).")
+
     for need in ("wnids.txt", "val/val_annotations.txt", "train", "val/images"):
         if not (folder / need).exists():
-            raise DataError(f"{what}: {need} is missing; the folder is partial. Delete it and download again "
-                            f"({TINY_IMAGENET_URL}).")
+            raise partial(f"{need} is missing")
     wnids = (folder / "wnids.txt").read_text().split()
     if len(set(wnids)) != len(wnids) or not wnids:
-        raise DataError(f"{what}: wnids.txt is empty or has duplicates.")
+        raise partial("wnids.txt is empty or has duplicates")
     label_of = {w: i for i, w in enumerate(wnids)}
     words = {}
     if (folder / "words.txt").exists():
@@ -156,7 +161,7 @@ def _read_tiny_imagenet(folder: Path):
     for w in wnids:
         files = sorted((folder / "train" / w / "images").glob("*.JPEG"))
         if not files:
-            raise DataError(f"{what}: class {w} has no training images in train/{w}/images; the folder is partial.")
+            raise partial(f"class {w} has no training images in train/{w}/images")
         train_paths += files
         train_labels += [label_of[w]] * len(files)
     val_paths, val_labels = [], []
@@ -165,13 +170,13 @@ def _read_tiny_imagenet(folder: Path):
         if len(parts) < 2:
             continue
         if parts[1] not in label_of:
-            raise DataError(f"{what}: val_annotations.txt names class {parts[1]!r}, which is not in wnids.txt.")
+            raise partial(f"val_annotations.txt names class {parts[1]!r}, which is not in wnids.txt")
         val_paths.append(folder / "val" / "images" / parts[0])
         val_labels.append(label_of[parts[1]])
     missing = [p for p in val_paths if not p.is_file()]
     if missing or not val_paths:
-        raise DataError(f"{what}: {len(missing)} of {len(val_paths)} val images listed in val_annotations.txt "
-                        f"are missing (first: {missing[0] if missing else 'none listed'}); the folder is partial.")
+        raise partial(f"{len(missing)} of {len(val_paths)} val images listed in val_annotations.txt are missing "
+                      f"(first: {missing[0] if missing else 'none listed'})")
 
     manifest = hashlib.sha256("\n".join(str(p.relative_to(folder)) for p in train_paths + val_paths).encode())
     cache = folder / f"kdlab-decoded-{manifest.hexdigest()[:16]}.pt"
@@ -204,6 +209,9 @@ def load(name: str = "cifar10", root=None, download: bool = True):
     no labels)."""
     name = canonical_name(name)
     root = Path(root) if root is not None else data_dir()
+    if root.exists() and not root.is_dir():
+        raise DataError(f"the data folder {root} is a file, not a folder. Point KDLAB_DATA (or root=) at the "
+                        f"folder that holds the datasets, or move the file away.")
     folder = root / {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python",
                      "tiny-imagenet-200": "tiny-imagenet-200"}[name]
     marker = {"cifar10": "batches.meta", "cifar100": "meta", "tiny-imagenet-200": "wnids.txt"}[name]
@@ -218,13 +226,13 @@ def load(name: str = "cifar10", root=None, download: bool = True):
     for split, (_, y) in (("train", train), ("test", test)):
         if y.min() < 0 or y.max() >= len(classes):
             raise DataError(f"{name}: {split} labels span [{int(y.min())}, {int(y.max())}] but there are "
-                            f"{len(classes)} classes; the files are corrupt.")
+                            f"{len(classes)} classes; the files are corrupt. Delete {folder} and download again.")
     return classes, ImageSet(*train), ImageSet(*test)
 
 
 def _download(name, root):
-    root.mkdir(parents=True, exist_ok=True)
     try:
+        root.mkdir(parents=True, exist_ok=True)
         if name in ("cifar10", "cifar100"):
             import torchvision
             cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
@@ -247,7 +255,7 @@ def stratified_indices(labels: torch.Tensor, n: int, seed: int = 0, num_classes:
     if not isinstance(n, int) or n < 0:
         raise ValueError(f"subset size must be an int >= 0, got {n!r}")
     if n > len(labels):
-        raise ValueError(f"asked for {n} images but the split has only {len(labels)}")
+        raise ValueError(f"asked for {n} images but the split has only {len(labels)}; ask for at most {len(labels)}")
     if 0 < n < K:
         raise ValueError(f"a stratified subset of {n} images cannot hold all {K} classes; ask for at least {K}")
     g = torch.Generator().manual_seed(seed)
@@ -401,15 +409,24 @@ def get_data(name: str = "cifar10", *, train_size: int | None = None, val_size: 
     `split_seed` fixes which images are validation and which subset is used; it is independent of the run
     seeds, so every run (and every cached teacher) of a scale sees the same images."""
     name = canonical_name(name)
+    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {str(device)!r} was asked for but this machine has no usable GPU; use "
+                           f"device='cpu' (or device=None, which picks the GPU when there is one)")
     classes, full_train, test = load(name, root, download)
     K = len(classes)
+    for what, size, split in (("val_size", val_size, full_train), ("test_size", test_size, test)):
+        if isinstance(size, int) and size > len(split):
+            part = "training" if split is full_train else "test"
+            raise ValueError(f"{what}={size} but the {name} {part} split has only {len(split)} images; ask for at "
+                             f"most {len(split)}" + (" (or None for all of it)" if what == "test_size" else ""))
     mean, std = channel_stats(full_train.images)  # statistics of the whole published training set
     val_idx, rest = stratified_indices(full_train.labels, val_size, _mix(split_seed, "val"), K)
     pool = full_train.subset(rest)
     if train_size is not None:
         if train_size > len(pool):
             raise ValueError(f"train_size={train_size} but only {len(pool)} training images remain after "
-                             f"holding out {val_size} for validation")
+                             f"holding out {val_size} for validation; ask for at most {len(pool)} (or None for "
+                             f"all of them), or lower val_size")
         pool = pool.subset(stratified_indices(pool.labels, train_size, _mix(split_seed, "train"), K)[0])
     if len(pool) == 0:
         raise ValueError("the training split is empty; raise train_size or lower val_size")

@@ -10,6 +10,7 @@ Schedules (the learning rate is a pure function of the step, so a resumed run ge
 - ``constant``.
 ``warmup_epochs`` ramps linearly from ``lr / warmup_steps`` for multistep, cosine and constant.
 """
+import difflib
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -39,7 +40,8 @@ class Recipe:
         def bad(msg):
             raise ValueError(f"Recipe: {msg}")
         if not isinstance(self.epochs, int) or self.epochs < 1:
-            bad(f"epochs must be an int >= 1, got {self.epochs!r}")
+            bad(f"epochs must be an int >= 1, got {self.epochs!r}; use e.g. epochs=10, or a scale's recipe "
+                f"(get_scale().student_recipe)")
         if not isinstance(self.batch_size, int) or self.batch_size < 1:
             bad(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         for name in ("lr", "weight_decay", "momentum", "gamma", "warmup_epochs"):
@@ -47,11 +49,13 @@ class Recipe:
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 bad(f"{name} must be a finite number >= 0, got {v!r}")
         if self.lr == 0:
-            bad("lr must be > 0 (a model trained at lr 0 never changes)")
+            bad("lr must be > 0 (a model trained at lr 0 never changes); RepDistiller uses 0.05 at batch size 64")
         if self.momentum >= 1:
             bad(f"momentum must be < 1, got {self.momentum}")
         if self.schedule not in SCHEDULES:
-            bad(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+            close = difflib.get_close_matches(str(self.schedule), SCHEDULES, n=1)
+            hint = f". Did you mean {close[0]!r}?" if close else ""
+            bad(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}{hint}")
         if not 0 < self.peak < 1:
             bad(f"peak must be in (0, 1), got {self.peak}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))

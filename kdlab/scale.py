@@ -119,8 +119,10 @@ def get_scale(name: str | None = None, *, announce: bool = True, **overrides) ->
     if overrides:
         unknown = set(overrides) - set(scale.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"unknown scale field(s) {sorted(unknown)}; fields are "
-                             f"{', '.join(scale.__dataclass_fields__)}")
+            fields = list(scale.__dataclass_fields__)
+            close = [c[0] for u in sorted(unknown) if (c := difflib.get_close_matches(u, fields, n=1))]
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"unknown scale field(s) {sorted(unknown)}.{hint} Fields are {', '.join(fields)}")
         scale = replace(scale, **overrides)
     if announce:
         print(scale.banner())

@@ -103,7 +103,8 @@ def create(name: str, num_classes: int = 100) -> nn.Module:
     Raises ValueError for an unknown name (suggesting the closest one) or a
     num_classes that is not a positive int."""
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}; pass the dataset's "
+                         f"class count, e.g. num_classes=data.num_classes")
     lookup = {_key(n): n for n in REGISTRY} | {_key(a): n for a, n in ALIASES.items()}
     key = _key(str(name))
     if key not in lookup:
