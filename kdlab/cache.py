@@ -64,6 +64,32 @@ def _exclusive(lock_path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _key_differences(stored, wanted, prefix="") -> str:
+    """The fields where two keys differ, e.g. "seed: stored 1, wanted 0" (the whole keys fill a screen)."""
+    if not isinstance(stored, dict):
+        return f"stored {stored!r}"
+    out = []
+    for k in sorted(set(stored) | set(wanted), key=str):
+        a, b = stored.get(k), wanted.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out.append(_key_differences(a, b, f"{prefix}{k}."))
+        elif a != b:
+            out.append(f"{prefix}{k}: stored {a!r}, wanted {b!r}")
+    return "; ".join(o for o in out if o)
+
+
+def _mismatch(expected: dict, found: dict) -> str:
+    """What differs between two state dicts, in a few words (torch's own message lists every tensor)."""
+    parts = []
+    for what, names in (("missing", [k for k in expected if k not in found]),
+                        ("unexpected", [k for k in found if k not in expected]),
+                        ("of another shape", [k for k in expected if k in found and hasattr(found[k], "shape")
+                                              and found[k].shape != expected[k].shape])):
+        if names:
+            parts.append(f"{len(names)} tensors {what}, e.g. {names[0]!r}")
+    return "; ".join(parts) or "the tensors do not load"
+
+
 def _load(path: Path, key: dict, device):
     blob = load_checked(path, "cached teacher")
     missing = {"key", "state_dict", "weights", "metrics", "history", "trained_seconds"} - set(blob)
@@ -73,12 +99,14 @@ def _load(path: Path, key: dict, device):
     stored = json.loads(blob["key"])
     if stored != key:
         raise CacheMismatchError(f"{path} holds a teacher made with a different key than its name says "
-                                 f"(stored {stored}, wanted {key}). Delete the file to retrain it.")
+                                 f"({_key_differences(stored, key)}). Delete the file to retrain it.")
     model = build(key["arch"], key["num_classes"], device=device)
     try:
         model.load_state_dict(blob["state_dict"])
     except RuntimeError as e:
-        raise CacheMismatchError(f"{path}: the weights do not fit a {key['arch']} ({e}). Delete the file.") from e
+        raise CacheMismatchError(f"{path}: the weights do not fit a {key['arch']} with {key['num_classes']} classes "
+                                 f"({_mismatch(model.state_dict(), blob['state_dict'])}): the file was made for "
+                                 f"another model. Delete the file to retrain the teacher.") from e
     if state_digest(model) != blob["weights"]:
         raise CacheMismatchError(f"{path}: the weights do not match their recorded digest (the file was altered "
                                  f"or damaged). Delete it to retrain the teacher.")

@@ -41,10 +41,13 @@ def save_atomic(obj, path) -> Path:
 def load_checked(path, what: str = "checkpoint") -> dict:
     """torch.load with weights_only=True; a truncated or corrupt file raises CheckpointError saying what to do."""
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{what} {path} is a folder, not a file; pass a file path such as "
+                              f"{path / 'run.pt'}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise
     except Exception as e:
-        raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(e).__name__}). Delete it to start "
-                              f"that run again from scratch.") from e
+        raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(e).__name__}). Delete it and run the "
+                              f"same call again: it starts that run (or trains that teacher) from scratch.") from e

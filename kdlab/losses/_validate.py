@@ -1,8 +1,11 @@
 """Small input checks shared by the losses and metrics.
 
 Every check looks only at Python numbers and tensor *metadata* (shape, dtype, device). None of them
-reads tensor values: that would need `.item()`, a host-device sync on every training step. The one
-exception, `validate_temperature_values`, is meant to be called by hand outside the hot path.
+reads the values of a GPU tensor: that would need `.item()`, a host-device sync on every training step.
+Two exceptions: `check_labels` checks the range of labels held on the CPU (no sync there, and a few
+microseconds against a training step's milliseconds), where torch's own error would be a bare
+"Target 12 is out of bounds."; and `validate_temperature_values` is meant to be called by hand outside the
+hot path.
 
 Each error names the argument, shows what was received and says what to do.
 """
@@ -123,8 +126,16 @@ def check_labels(labels, logits, name="labels"):
             f"{name} must be integer class indices (torch.long), got {labels.dtype}; "
             f"for one-hot or soft labels pass {name}.argmax(dim=1), for float indices {name}.long()")
     if labels.dim() != 1 or labels.shape[0] != logits.shape[0]:
+        one_hot = labels.shape == logits.shape
         raise ValueError(f"{name} must be 1-D with one class index per sample, shape ({logits.shape[0]},), "
-                         f"got shape {tuple(labels.shape)}")
+                         f"got shape {tuple(labels.shape)}"
+                         + (f"; for one-hot labels pass {name}.argmax(dim=1)" if one_hot else ""))
     if labels.device != logits.device:
         raise ValueError(f"{name} are on {labels.device} but the logits on {logits.device}; "
                          f"move them with {name}.to(logits.device)")
+    if labels.device.type == "cpu" and labels.numel():
+        lo, hi, k = int(labels.min()), int(labels.max()), logits.shape[1]
+        if lo < 0 or hi >= k:
+            raise ValueError(f"{name} span [{lo}, {hi}] but the logits have {k} classes: {name} must be "
+                             f"0..{k - 1}. Check that the model has one output per class of the dataset, and how "
+                             f"the labels were built")
