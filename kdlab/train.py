@@ -79,7 +79,7 @@ def cpu_bf16() -> bool:
     if setting in ("0", "1"):
         return setting == "1"
     if setting != "auto":
-        raise ValueError(f"KDLAB_CPU_BF16 must be 0, 1 or auto, got {setting!r}")
+        raise ValueError(f"KDLAB_CPU_BF16 must be 0, 1 or auto, got {setting!r}; unset it, or set it to 0 or 1")
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -144,7 +144,8 @@ def _check_classes(model, teacher, data):
     k_teacher = getattr(teacher, "num_classes", None)
     if teacher is not None and k_teacher is not None and k_teacher != data.num_classes:
         raise ValueError(f"the teacher has {k_teacher} outputs but {data.name} has {data.num_classes} classes: "
-                         f"a teacher must be trained on the same label set as its student")
+                         f"a teacher must be trained on the same label set as its student (e.g. get_teacher on this "
+                         f"data, which builds it with num_classes={data.num_classes})")
 
 
 def _describe(objective) -> str:
@@ -213,7 +214,8 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     each evaluated split <split>_acc, _loss, _ece and, with a teacher, _agreement and _kl; seconds, images_per_s.
     """
     if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}")
+        raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
+                        f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
     objective = objective if objective is not None else CrossEntropy()
     if getattr(objective, "needs_teacher", False) and teacher is None:
         raise ValueError(f"{objective!r} distils from a teacher: pass teacher=... (e.g. from kdlab.cache.get_teacher)")
@@ -231,7 +233,10 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     checkpoint = Path(checkpoint) if checkpoint is not None else None
     if checkpoint is not None and checkpoint.exists() and resume:
         state = load_checked(checkpoint)
-        stored = json.loads(state.get("fingerprint", "{}"))
+        if not isinstance(state, dict) or "fingerprint" not in state:
+            raise StaleCheckpointError(f"{checkpoint} is not a kdlab run checkpoint (it has no fingerprint: a plain "
+                                       f"torch.save of something else?). Pass another checkpoint path, or delete it.")
+        stored = json.loads(state["fingerprint"])
         if stored != fingerprint:
             diff = "; ".join(_differences(stored, fingerprint)[:6])
             raise StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "

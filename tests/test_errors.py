@@ -228,6 +228,12 @@ def _other_arch_run(ctx):
     ctx.fit(model=ctx.model("resnet14"), checkpoint=ckpt)
 
 
+def _not_a_run_checkpoint(ctx):
+    ckpt = ctx.dir / "run.pt"
+    save_atomic(ctx.model().state_dict(), ckpt)  # torch.save(model.state_dict()) where fit keeps its checkpoint
+    ctx.fit(checkpoint=ckpt)
+
+
 def _truncated_run(ctx):
     ckpt = ctx.run_checkpoint()
     _truncate(ckpt)
@@ -392,6 +398,9 @@ CASES = [
     Case("checkpoint-stale", "Changing the recipe (lr 0.05 -> 0.1) and running again with the same checkpoint path",
          _stale_run, StaleCheckpointError, "recipe.lr: checkpoint has 0.05, this run 0.1",
          "Delete it, or pass another checkpoint path", common=True),
+    Case("checkpoint-not-a-run", "`checkpoint=` naming a file saved with `torch.save(model.state_dict())`",
+         _not_a_run_checkpoint, StaleCheckpointError, "is not a kdlab run checkpoint",
+         "Pass another checkpoint path, or delete it"),
     Case("checkpoint-is-a-folder", "`checkpoint=` naming a folder instead of a file",
          lambda ctx: ctx.fit(checkpoint=ctx.dir), CheckpointError, "checkpoint <dir> is a folder",
          "pass a file path such as <dir>/run.pt"),
