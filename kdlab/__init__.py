@@ -13,6 +13,11 @@ The library follows the data, and lower layers never import higher ones:
     kdlab.cache     get-or-train teachers, keyed by everything that made them
     kdlab.viz       the figures the notebooks show
     kdlab.runcard   what produced a result: versions, device, seed, scale, time
+    kdlab.experiment        paired arms over seeds, with resumable per-run checkpoints
+    kdlab.compare           results tables, paired-seed intervals, checked claims
+    kdlab.dark_knowledge    class similarity, the omitted-class experiment (notebook 01)
+    kdlab.temperature       entropy, soft-term gradients, T sweeps (notebook 02)
+    kdlab.exercises         the notebooks' exercise checkers
 
 Submodules load on first use, so `import kdlab` is cheap.
 """
@@ -23,7 +28,8 @@ __version__ = "0.1.0"
 _STARTED = time.time()  # the run card's wall time counts from the first import
 
 _SUBMODULES = ("scale", "data", "models", "losses", "metrics", "train", "cache", "viz", "runcard", "bench",
-               "paths", "recipe", "io", "compare")
+               "paths", "recipe", "io", "compare",
+               "experiment", "dark_knowledge", "temperature", "exercises")
 
 
 def __getattr__(name):
