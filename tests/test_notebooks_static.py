@@ -1,0 +1,54 @@
+"""The committed notebooks, read without a kernel: each carries one clean top-to-bottom run with a run card
+at the scale it states, and has what every concept notebook must have (shared/notebook-standard.md)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def _code(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def _text(output):
+    if output["output_type"] == "stream":
+        return "".join(output["text"])
+    return "".join(output.get("data", {}).get("text/plain", ""))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_committed_outputs_are_one_clean_run(path):
+    nb = json.loads(path.read_text())
+    code = _code(nb)
+    counts = [c.get("execution_count") for c in code]
+    assert counts == list(range(1, len(code) + 1)), f"{path.name}: execution counts {counts} are not one top-to-bottom run"
+    for c in code:
+        for o in c.get("outputs", []):
+            assert o["output_type"] != "error" or "raises-exception" in c["metadata"].get("tags", []), \
+                f"{path.name}: a cell ends in {o.get('ename')}: {o.get('evalue')}"
+    card = "".join(_text(o) for o in code[-1].get("outputs", []))
+    assert "run card" in card and "git_commit" in card, f"{path.name}: the last cell must show kdlab.run_card()"
+    scale = re.search(r"scale\s+(\w+)", card).group(1)
+    assert scale in ("laptop", "reduced", "full"), f"{path.name}: committed outputs must not be a {scale} run"
+    banner = "".join(_text(o) for c in code[:4] for o in c.get("outputs", []))
+    assert f"kdlab scale: {scale}" in banner, f"{path.name}: the scale must be printed before training"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_has_the_standard_parts(path):
+    nb = json.loads(path.read_text())
+    tags = [t for c in nb["cells"] for t in c["metadata"].get("tags", [])]
+    assert "parameters" in tags, f"{path.name}: no cell tagged 'parameters'"
+    checked = [c for c in nb["cells"] if "nbval-check-output" in c["metadata"].get("tags", [])]
+    assert checked, f"{path.name}: no claims checked in a cell tagged 'nbval-check-output'"
+    for c in checked:  # printed claims must read the same at every scale: no numbers that vary by run
+        for o in c.get("outputs", []):
+            for line in _text(o).splitlines():
+                assert line.startswith("claim: ") and line.endswith(": holds"), f"{path.name}: checked cell prints {line!r}"
+    markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    for part in ("## Exercises", "## What to try next", "## References", "## Pitfalls"):
+        assert part in markdown, f"{path.name}: no '{part}' section"
+    assert "$$" in markdown, f"{path.name}: the math is missing"
