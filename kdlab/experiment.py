@@ -75,7 +75,8 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None
                          "train_seconds": float(h["seconds"].sum())})
             curves.append(h.assign(arm=arm.name, seed=seed))
             models[arm.name, seed] = model
-            acc = f"test acc {100 * last['test_acc']:.1f}%" if "test_acc" in last else ""
+            split = "test" if "test_acc" in last else "val" if "val_acc" in last else None
+            acc = f"{split} acc {100 * last[f'{split}_acc']:.1f}%" if split else "not evaluated"
             print(f"{arm.name:<24} seed {seed}: {acc}  ({rows[-1]['train_seconds']:.0f} s){earlier}")
     runs = pd.DataFrame(rows)
     histories = pd.concat(curves, ignore_index=True)

@@ -18,9 +18,12 @@ def _git_commit() -> str:
                                 text=True, timeout=5).stdout.strip()
         if not commit:
             return "unknown (not a git checkout)"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+        # Only changes to code count: a notebook's saved outputs changing (another notebook running) does not
+        # change what produced this result.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)*.ipynb", ":(exclude)*.md"], cwd=repo,
                                capture_output=True, text=True, timeout=5).stdout.strip()
-        return commit + (" (with uncommitted changes)" if dirty else "")
+        return commit + (" (with uncommitted changes to the code)" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
 
