@@ -59,7 +59,10 @@ def _forever(make_iter):
 
 
 def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 128, steps: int = 20,
-        warmup: int = 3, workers: int | None = None, device=None, dataset: str = "cifar10") -> dict:
+        warmup: int = 3, workers: int | None = None, device=None, dataset: str = "cifar10",
+        num_classes: int | None = None) -> dict:
+    """Images/s and peak GPU memory (MiB; NaN on the CPU) of both pipelines: {"kdlab": (ips, mib), ...}.
+    `num_classes` sizes the models' heads (default: the dataset's); labels stay the dataset's."""
     from torchvision import transforms
 
     from kdlab import data as kdata
@@ -71,14 +74,15 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
     classes, train, _ = kdata.load(dataset)
     mean, std = kdata.channel_stats(train.images)
+    K = num_classes or len(classes)
     objective = KD() if teacher else CrossEntropy()
     results = {}
 
     # kdlab: on-device data, the course's own train step
     data = kdata.ImageSet(train.images.to(device), train.labels.to(device))
     loader = lambda epoch: kdata.Loader(data, batch_size, mean, std, shuffle=True, augment=True, epoch=epoch)
-    student = build(model, len(classes), seed=0, device=device)
-    t_model = build(teacher, len(classes), seed=1, device=device).eval() if teacher else None
+    student = build(model, K, seed=0, device=device)
+    t_model = build(teacher, K, seed=1, device=device).eval() if teacher else None
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model)
     results["kdlab"] = _timed(step, _forever(loader), warmup, steps, device, batch_size)
@@ -91,8 +95,8 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
     dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, num_workers=workers, drop_last=True,
                                      pin_memory=device.type == "cuda", persistent_workers=workers > 0)
     torch.manual_seed(0)
-    student = create(model, len(classes)).to(device)
-    t_model = create(teacher, len(classes)).to(device).eval() if teacher else None
+    student = create(model, K).to(device)
+    t_model = create(teacher, K).to(device).eval() if teacher else None
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
     def conventional_step(x, y):
@@ -112,6 +116,35 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
             "workers": workers, "kdlab": results["kdlab"], "conventional": results["conventional"]}
 
 
+def suite(device, quick: bool = False, workers: int | None = None):
+    """The performance table: each row kdlab, conventional, ratio, with images/s and peak GPU memory.
+
+    Epoch and schedule times are extrapolated from timed steps (warm-up excluded): one epoch is 50,000 images
+    (CIFAR-100's training set; the images timed are CIFAR-10's, through 100-class heads, since only the
+    shapes matter for speed). `quick` swaps in small models and two steps: it proves the suite runs (CI)."""
+    import pandas as pd
+    student, teacher = ("resnet8", "resnet14") if quick else ("resnet8x4", "resnet32x4")
+    steps, warmup = (2, 1) if quick else (50, 10)
+    rows = []
+    for batch, what, scale_to, unit, target in (
+            (512, f"one KD epoch {teacher} -> {student}, 50k images, batch 512", 1, "s", "<= 1.0 s and >= 10x"),
+            (64, f"full RepDistiller schedule KD {teacher} -> {student} (240 epochs, batch 64)", 240, "min",
+             "<= 5 min")):
+        r = run(student, teacher, batch, steps, warmup, workers, device, num_classes=100)
+        t = {k: 50_000 * scale_to / r[k][0] / (60 if unit == "min" else 1) for k in ("kdlab", "conventional")}
+        rows.append({"what": what, "kdlab": f"{t['kdlab']:.2f} {unit}", "conventional": f"{t['conventional']:.2f} {unit}",
+                     "ratio": f"{t['conventional'] / t['kdlab']:.1f}x", "target": target,
+                     "kdlab images/s": round(r["kdlab"][0]), "conventional images/s": round(r["conventional"][0]),
+                     "kdlab peak MiB": r["kdlab"][1], "conventional peak MiB": r["conventional"][1]})
+    table = pd.DataFrame(rows).set_index("what")
+    print(f"kdlab bench --suite on {describe_device(device)} ({'quick form: small models, 2 steps' if quick else f'{steps} timed steps after {warmup} warm-up'}); "
+          "times extrapolated from timed steps")
+    print(table.to_string())
+    print("notebook rows (reduced <= 3 min on a GPU, laptop <= 10 min on a 2-core CPU) and CI (<= 20 min) are timed "
+          "by running them: see benchmarks/RESULTS.md")
+    return table
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -129,9 +162,13 @@ def main(argv=None):
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers for the conventional pipeline")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     p.add_argument("--quick", action="store_true", help="a few steps only: proves it runs (CI)")
+    p.add_argument("--suite", action="store_true", help="the performance table (KD epoch, full schedule), "
+                   "each row kdlab vs conventional")
     a = p.parse_args(argv)
     from kdlab.train import resolve_device
     device = resolve_device(a.device)
+    if a.suite:
+        return suite(device, a.quick, a.workers)
     cuda = device.type == "cuda"
     model = a.model or ("resnet8x4" if cuda else "resnet8")
     batch = a.batch_size or (512 if cuda else 128)

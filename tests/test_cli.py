@@ -43,3 +43,12 @@ def test_bench_prints_both_pipelines_and_the_ratio_last():
     assert re.fullmatch(r"speedup: \d+\.\d\dx", lines[-1]), r.stdout
     assert any("kdlab" in l and "images/s" in l for l in lines)
     assert any("conventional" in l and "images/s" in l for l in lines)
+
+
+@pytest.mark.slow
+def test_bench_suite_quick_form_prints_every_row():
+    r = subprocess.run([sys.executable, "-m", "kdlab", "bench", "--suite", "--quick", "--device", "cpu",
+                        "--workers", "1"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "one KD epoch resnet14 -> resnet8" in r.stdout and "full RepDistiller schedule" in r.stdout
+    assert re.search(r"\d+\.\dx", r.stdout) and "benchmarks/RESULTS.md" in r.stdout
