@@ -86,6 +86,11 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
     step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model)
     results["kdlab"] = _timed(step, _forever(loader), warmup, steps, device, batch_size)
+    del data, loader, student, t_model, opt, step  # the conventional pipeline's peak memory must not count them
+    if device.type == "cuda":
+        import gc
+        gc.collect()
+        torch.cuda.empty_cache()
 
     # conventional: PIL transforms in DataLoader workers, fp32, contiguous
     tf = transforms.Compose([transforms.RandomCrop(32 if dataset.startswith("cifar") else 64, padding=4),

@@ -46,7 +46,8 @@ def prior_matching_shift(logits, k: int, fraction: float | None = None) -> float
     (default 1/K, a balanced dataset's share). Uses no labels.
 
     Image i is predicted as k after the shift when z_ik + d > max_{j != k} z_ij, i.e. when d exceeds
-    m_i = max_{j != k} z_ij - z_ik; so d is the (1 - fraction) quantile of the margins m_i."""
+    m_i = max_{j != k} z_ij - z_ik; so d is the `fraction` quantile of the margins m_i (a fraction of them
+    lies below d)."""
     logits = torch.as_tensor(logits).float()
     K = logits.shape[1]
     fraction = 1 / K if fraction is None else fraction
@@ -74,3 +75,20 @@ def class_recall(logits, labels, k: int) -> float:
     """The fraction of images of class k predicted as k."""
     mask = torch.as_tensor(labels) == k
     return float((torch.as_tensor(logits)[mask].argmax(1) == k).float().mean())
+
+
+def showcase_image(teacher_logits, labels, confident: float = 0.9) -> int:
+    """The index of an image that shows dark knowledge best: the teacher is right and confident (top
+    probability >= `confident`, so at T = 1 one class dominates) and its runner-up clearly stands out from
+    the rest (largest ratio of 2nd to 3rd probability). Falls back to the most confident correct image."""
+    p = soft_targets(torch.as_tensor(teacher_logits).float(), 1.0)
+    top = p.topk(3, dim=1).values
+    right = p.argmax(1) == torch.as_tensor(labels, device=p.device)
+    if not right.any():
+        raise ValueError("the teacher gets none of these images right: nothing to show")
+    eligible = right & (top[:, 0] >= confident)
+    if eligible.any():
+        score = torch.where(eligible, top[:, 1] / top[:, 2], torch.full_like(top[:, 0], -1.0))
+    else:
+        score = torch.where(right, top[:, 0], torch.full_like(top[:, 0], -1.0))
+    return int(score.argmax())

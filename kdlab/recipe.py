@@ -12,6 +12,7 @@ Schedules (the learning rate is a pure function of the step, so a resumed run ge
 """
 import difflib
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 
 # Bump when the training loop changes what a recipe produces: cached teachers made before are then retrained.
@@ -39,6 +40,10 @@ class Recipe:
     def __post_init__(self):
         def bad(msg):
             raise ValueError(f"Recipe: {msg}")
+        for name in ("epochs", "batch_size"):  # numpy integers are fine; bools are not numbers here
+            v = getattr(self, name)
+            if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+                object.__setattr__(self, name, int(v))
         if not isinstance(self.epochs, int) or self.epochs < 1:
             bad(f"epochs must be an int >= 1, got {self.epochs!r}; use e.g. epochs=10, or a scale's recipe "
                 f"(get_scale().student_recipe)")
@@ -46,8 +51,9 @@ class Recipe:
             bad(f"batch_size must be an int >= 1, got {self.batch_size!r}")
         for name in ("lr", "weight_decay", "momentum", "gamma", "warmup_epochs"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
                 bad(f"{name} must be a finite number >= 0, got {v!r}")
+            object.__setattr__(self, name, float(v) if not isinstance(v, int) else v)  # numpy -> plain (JSON keys)
         if self.lr == 0:
             bad("lr must be > 0 (a model trained at lr 0 never changes); RepDistiller uses 0.05 at batch size 64")
         if self.momentum >= 1:

@@ -73,7 +73,7 @@ def entropy_curve(logits, temperatures) -> pd.DataFrame:
 
     Columns: T, entropy (mean over rows, nats), entropy_min, entropy_max, fraction (mean entropy / ln K: 1 is
     uniform)."""
-    h = entropies(logits, temperatures)
+    h = entropies(logits, temperatures).cpu()  # logits may live on the GPU; pandas needs host memory
     k = _logits(logits, "logits").shape[1]
     return pd.DataFrame({"T": _temperatures(temperatures), "entropy": h.mean(1).numpy(),
                          "entropy_min": h.min(1).values.numpy(), "entropy_max": h.max(1).values.numpy(),

@@ -23,6 +23,7 @@ run (another recipe, objective, teacher, data or seed) is refused, never silentl
 """
 import functools
 import hashlib
+import inspect
 import json
 import os
 import re
@@ -86,9 +87,20 @@ def cpu_bf16() -> bool:
         return False
 
 
+@functools.cache
+def cuda_bf16() -> bool:
+    """bf16 autocast on GPUs with native bf16 (Ampere and newer); older GPUs (T4, V100) would emulate it slowly."""
+    try:
+        return torch.cuda.is_bf16_supported(including_emulation=False)
+    except TypeError:  # older torch without the argument
+        return torch.cuda.get_device_capability()[0] >= 8
+
+
 def precision(device: torch.device) -> str:
     """'bf16' when training on `device` runs under bf16 autocast, else 'fp32'."""
-    return "bf16" if device.type == "cuda" or (device.type == "cpu" and cpu_bf16()) else "fp32"
+    if device.type == "cuda":
+        return "bf16" if cuda_bf16() else "fp32"
+    return "bf16" if device.type == "cpu" and cpu_bf16() else "fp32"
 
 
 def _autocast(device: torch.device):
@@ -105,7 +117,7 @@ def state_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the logits are handed to learners, who may edit them in place
 def predict(model, data: Data, split: str = "test", batch_size: int = 1024) -> torch.Tensor:
     """Logits (float32, on the data's device) for every image of a split, in order, without augmentation."""
     was_training = model.training
@@ -149,9 +161,25 @@ def _check_classes(model, teacher, data):
 
 
 def _describe(objective) -> str:
-    """repr(objective) without memory addresses: a plain function's repr (or an object's default one) holds an
-    address that differs in every process, which would make a killed run's checkpoint stale for its restart."""
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(objective))
+    """What identifies an objective in a run's fingerprint, the same in every process.
+
+    Objects with their own __repr__ (kdlab's losses) are described by it. A plain function, a lambda or an object
+    with the default repr would carry a memory address (different in every process) and nothing of its settings,
+    so they are described by their qualified name plus what determines their behaviour: a function's code,
+    constants, defaults and closure values; an object's attributes."""
+    if inspect.isfunction(objective):
+        code = objective.__code__
+        closure = [c.cell_contents for c in objective.__closure__ or ()]
+        digest = hashlib.sha256(repr((code.co_code, code.co_consts, code.co_names, objective.__defaults__,
+                                      closure)).encode()).hexdigest()[:12]
+        return f"function {objective.__module__}.{objective.__qualname__} [{digest}]"
+    if isinstance(objective, functools.partial):
+        return f"partial({_describe(objective.func)}, args={objective.args!r}, kwargs={objective.keywords!r})"
+    text = repr(objective)
+    if re.search(r" at 0x[0-9a-fA-F]+", text):
+        settings = {k: v for k, v in sorted(vars(objective).items())} if hasattr(objective, "__dict__") else {}
+        text = f"{type(objective).__module__}.{type(objective).__qualname__}({settings!r})"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
 
 
 def run_fingerprint(model, data, recipe, objective, teacher, seed) -> dict:
@@ -162,7 +190,7 @@ def run_fingerprint(model, data, recipe, objective, teacher, seed) -> dict:
             "data": data.fingerprint, "recipe": recipe.to_dict(), "objective": _describe(objective),
             "teacher": None if teacher is None else {"arch": getattr(teacher, "arch", type(teacher).__name__),
                                                      "weights": state_digest(teacher)},
-            "seed": seed}
+            "seed": seed, "precision": precision(data.device)}
 
 
 def _differences(a: dict, b: dict, prefix=""):

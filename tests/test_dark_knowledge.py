@@ -64,3 +64,15 @@ def test_class_recall():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0], [0.0, 2.0]])
     assert dk.class_recall(logits, torch.tensor([0, 0, 1, 1]), 0) == 0.5
     assert dk.class_recall(logits, torch.tensor([0, 0, 1, 1]), 1) == 0.5
+
+
+def test_showcase_image_is_confident_correct_with_a_clear_runner_up():
+    p = torch.tensor([[0.95, 0.03, 0.02],    # right, confident, runner-up barely above the third
+                      [0.92, 0.075, 0.005],  # right, confident, clear runner-up: the one to show
+                      [0.10, 0.85, 0.05],    # wrong (label 0)
+                      [0.60, 0.39, 0.01]])   # right but not confident
+    labels = torch.tensor([0, 0, 0, 0])
+    assert dk.showcase_image(p.log(), labels) == 1
+    assert dk.showcase_image(p.log(), labels, confident=0.99) == 0  # none confident: the most confident right one
+    with pytest.raises(ValueError, match="none of these images right"):
+        dk.showcase_image(p.log(), torch.tensor([2, 2, 2, 2]))

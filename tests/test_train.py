@@ -506,3 +506,29 @@ def test_evaluate_matches_metrics(data):
     assert out["agreement"] == metrics.agreement(logits, predict(teacher, data, "test"))
     assert out["loss"] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, data.test.labels)))
     assert set(evaluate(model, data, "val")) == {"acc", "ece", "loss"}
+
+
+def test_fingerprint_sees_the_settings_of_functions_and_plain_objects():
+    from kdlab.train import _describe
+
+    def make(t):
+        return lambda s, t_logits, y, index=None: KD(temperature=t)(s, t_logits, y)
+
+    class MyKD:  # no __repr__: its settings must still tell runs apart
+        def __init__(self, t):
+            self.t = t
+
+    assert _describe(make(2.0)) != _describe(make(8.0))  # same code, different closure value
+    assert _describe(make(4.0)) == _describe(make(4.0))  # and stable across calls (and processes: no address)
+    assert _describe(MyKD(2)) != _describe(MyKD(8)) and _describe(MyKD(2)) == _describe(MyKD(2))
+    assert "0x" not in _describe(MyKD(2)) + _describe(make(2.0))
+    assert _describe(KD(temperature=4)) == repr(KD(temperature=4))  # objects with a repr keep it
+
+
+def test_recipe_accepts_numpy_numbers_and_stays_json_plain():
+    import json
+
+    import numpy as np
+    r = Recipe(epochs=np.int64(3), batch_size=np.int32(64), lr=np.float32(0.1))
+    assert type(r.epochs) is int and type(r.batch_size) is int and type(r.lr) is float
+    json.dumps(r.to_dict())  # part of every cache key

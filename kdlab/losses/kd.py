@@ -13,6 +13,8 @@ Conventions (shared by every kdlab loss):
   T^2 keeps its weight relative to the CE independent of T.
 - The hard-label CE uses the student's ordinary T=1 softmax.
 """
+import numbers
+
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -99,7 +101,7 @@ class CrossEntropy:
 
     def __init__(self, label_smoothing=0.0):
         ls = label_smoothing
-        if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not (0.0 <= float(ls) < 1.0):
+        if isinstance(ls, bool) or not isinstance(ls, numbers.Real) or not (0.0 <= float(ls) < 1.0):
             raise ValueError(f"label_smoothing must be a number in [0, 1), got {ls!r}; "
                              f"0 is plain cross-entropy, 0.1 is the usual smoothing")
         self.label_smoothing = float(ls)
