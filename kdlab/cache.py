@@ -117,7 +117,7 @@ def _load(path: Path, key: dict, device):
 
 
 def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | None = None, home=None,
-                device=None, progress: bool = True, verbose: bool = True):
+                device=None, progress: bool | None = None, verbose: bool = True):
     """The cached teacher for this key, trained now (and cached) if there is none. Returned in eval mode with
     gradients off; `teacher.cache_info` holds its path, key, test metrics and training history."""
     device = resolve_device(device if device is not None else data.device)

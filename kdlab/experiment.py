@@ -53,7 +53,7 @@ def _run_path(tag, arm, seed, fingerprint, home):
     return home / "runs" / tag / f"{safe}-seed{seed}-{digest}.pt"
 
 
-def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None, progress: bool = True,
+def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None, progress: bool | None = None,
              verbose: bool = False, eval_splits=("val", "test")) -> Results:
     """Train every arm with every seed (arms inner, so early results cover all arms); return the results."""
     names = [a.name for a in arms]

@@ -233,8 +233,20 @@ def train_step(model, optimizer, objective, x, y, index=None, teacher=None):
     return loss.detach(), logits.detach(), stats
 
 
+def show_progress(progress: bool | None = None) -> bool:
+    """Progress bars on unless `progress=False`, or unless KDLAB_PROGRESS=0 when `progress` is None. Runs whose
+    outputs are saved (committed notebooks) turn them off: a saved bar shows only its initial "0%"; the plain
+    summary lines say what the run did."""
+    if progress is not None:
+        return bool(progress)
+    setting = os.environ.get("KDLAB_PROGRESS", "1").strip()
+    if setting not in ("0", "1"):
+        raise ValueError(f"KDLAB_PROGRESS must be 0 or 1, got {setting!r}; unset it to show progress bars")
+    return setting == "1"
+
+
 def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed: int = 0, checkpoint=None,
-        resume: bool = True, eval_splits=("val", "test"), progress: bool = True, verbose: bool = True,
+        resume: bool = True, eval_splits=("val", "test"), progress: bool | None = None, verbose: bool = True,
         desc: str | None = None, check_every: int = 25) -> pd.DataFrame:
     """Train `model` in place; returns the history, one row per epoch, as a DataFrame.
 
@@ -279,6 +291,7 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     if teacher is not None and start_epoch < recipe.epochs:
         teacher_eval = {s: predict(teacher, data, s) for s in eval_splits}
 
+    progress = show_progress(progress)
     steps_per_epoch = len(data.loader("train", recipe.batch_size))
     bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
                desc=desc or getattr(model, "arch", "train"), disable=not progress, leave=False)

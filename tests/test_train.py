@@ -532,3 +532,14 @@ def test_recipe_accepts_numpy_numbers_and_stays_json_plain():
     r = Recipe(epochs=np.int64(3), batch_size=np.int32(64), lr=np.float32(0.1))
     assert type(r.epochs) is int and type(r.batch_size) is int and type(r.lr) is float
     json.dumps(r.to_dict())  # part of every cache key
+
+
+def test_progress_bars_follow_kdlab_progress(monkeypatch):
+    from kdlab.train import show_progress
+    monkeypatch.delenv("KDLAB_PROGRESS", raising=False)
+    assert show_progress() is True and show_progress(False) is False
+    monkeypatch.setenv("KDLAB_PROGRESS", "0")
+    assert show_progress() is False and show_progress(True) is True  # an explicit argument wins
+    monkeypatch.setenv("KDLAB_PROGRESS", "no")
+    with pytest.raises(ValueError, match="KDLAB_PROGRESS must be 0 or 1"):
+        show_progress()
