@@ -310,4 +310,7 @@ def test_slider_prints_entropy_that_follows_t(slider_states):
         found = ENTROPY.findall(text)
         assert found, f"no printed entropy at T = {t:g}: {text[:200]!r}"
         entropies[t] = float(found[-1])
-    assert entropies[1.0] < entropies[4.0] < entropies[32.0], f"entropy does not rise with T: {entropies}"
+    # The live kernel runs the smoke-scale teacher, which is nearly uniform: at 2 printed decimals T = 4 and
+    # T = 32 can both read ln 10 = 2.30. Entropy must never fall as T grows, and must rise from T = 1 to 32.
+    assert entropies[1.0] <= entropies[4.0] <= entropies[32.0] and entropies[1.0] < entropies[32.0], \
+        f"entropy does not rise with T: {entropies}"
