@@ -85,3 +85,21 @@ def pooled_head(in_channels: int, num_classes: int, *pre: nn.Module) -> nn.Seque
     """[pre...] -> global average pool -> flatten -> Linear. Adaptive pooling
     (RepDistiller uses fixed-size pools) so that 32x32 and 64x64 inputs both work."""
     return nn.Sequential(*pre, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(in_channels, num_classes))
+
+
+def repdistiller_init(model: nn.Module, *, classifier: str = "default", conv_bias: bool = False) -> None:
+    """RepDistiller's initialisation: He-normal (fan_out) convolutions and BatchNorm as the identity; the
+    classifier as each RepDistiller file does it: "default" (PyTorch's), "zero_bias" (WRN) or "normal"
+    (N(0, 0.01) weights, zero bias: VGG, MobileNetV2). `conv_bias` zeroes convolution biases (VGG)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if conv_bias:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and classifier != "default":
+            if classifier == "normal":
+                nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)

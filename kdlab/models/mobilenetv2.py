@@ -13,7 +13,7 @@ Stages (N = 4) follow RepDistiller's feature points: block groups
 
 import torch.nn as nn
 
-from .base import StagedNet, pooled_head
+from .base import StagedNet, pooled_head, repdistiller_init
 
 # output channels c, repeats n, first stride s (before width scaling);
 # the first group uses expansion 1, all others the model's t
@@ -69,15 +69,7 @@ class MobileNetV2(StagedNet):
         self.head = pooled_head(last, num_classes, *conv_bn_relu(c, last, 1))
 
         # RepDistiller's init: He-normal (fan_out) convs, BN = identity, Linear N(0, 0.01) with zero bias
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        repdistiller_init(self, classifier="normal")
 
 
 def mobilenetv2(num_classes=100):

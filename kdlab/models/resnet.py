@@ -8,7 +8,7 @@ the "x4" variants are four times wider.
 import torch
 import torch.nn as nn
 
-from .base import StagedNet, pooled_head
+from .base import StagedNet, pooled_head, repdistiller_init
 
 
 def conv3x3(cin, cout, stride=1):
@@ -51,12 +51,7 @@ class ResNet(StagedNet):
         self.head = pooled_head(c, num_classes)
 
         # RepDistiller's init: He-normal (fan_out) convs, BN = identity, Linear left at PyTorch default
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        repdistiller_init(self)
 
 
 def resnet8(num_classes=100):

@@ -13,7 +13,7 @@ the input is 64x64; here the nets are the same at every input size, so for
 
 import torch.nn as nn
 
-from .base import StagedNet, pooled_head
+from .base import StagedNet, pooled_head, repdistiller_init
 
 # conv widths of blocks 0..4
 CONFIGS = {
@@ -43,16 +43,7 @@ class VGG(StagedNet):
 
         # RepDistiller's init: He-normal (fan_out) convs with zero bias, BN = identity,
         # Linear N(0, 0.01) with zero bias
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        repdistiller_init(self, classifier="normal", conv_bias=True)
 
 
 def vgg8(num_classes=100):

@@ -10,7 +10,7 @@ tensors RepDistiller returns as features); the final BN-ReLU lives in the head.
 
 import torch.nn as nn
 
-from .base import StagedNet, pooled_head
+from .base import StagedNet, pooled_head, repdistiller_init
 
 
 class PreActBlock(nn.Module):
@@ -50,14 +50,7 @@ class WideResNet(StagedNet):
 
         # RepDistiller's init: N(0, sqrt(2 / (k*k*out))) convs, i.e. He-normal fan_out;
         # BN = identity; Linear bias zeroed, weight left at PyTorch default
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.zeros_(m.bias)
+        repdistiller_init(self, classifier="zero_bias")
 
 
 def wrn_16_1(num_classes=100):
