@@ -543,3 +543,44 @@ def test_progress_bars_follow_kdlab_progress(monkeypatch):
     monkeypatch.setenv("KDLAB_PROGRESS", "no")
     with pytest.raises(ValueError, match="KDLAB_PROGRESS must be 0 or 1"):
         show_progress()
+
+
+@pytest.mark.slow
+def test_several_sigkills_at_random_moments_still_end_bit_identical(data, tmp_path):
+    """Three SIGKILLs at random moments (seeded: KDLAB_KILL_SEED), each followed by a restart of the same call,
+    then a run to the end: the weights equal an uninterrupted process's, bit for bit. A kill may land while the
+    process starts, mid-epoch, or during a checkpoint write: every case must resume from a consistent state."""
+    import random
+    rng = random.Random(int(os.environ.get("KDLAB_KILL_SEED", "1")))
+    data_file = tmp_path / "data.pt"
+    torch.save(data, data_file)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "KDLAB_HOME": str(tmp_path / "home"), "OMP_NUM_THREADS": "1"}
+    checkpoint = tmp_path / "killed.pt"
+
+    def start(name, ckpt, *extra):
+        return subprocess.Popen([sys.executable, str(WORKER), "fit", str(data_file), str(ckpt),
+                                 str(tmp_path / f"{name}-out.pt"), *extra], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    whole = start("whole", tmp_path / "whole.pt")
+    epochs_at_kill = []
+    for _ in range(3):
+        victim = start("killed", checkpoint, "--slow", "0.5")
+        time.sleep(rng.uniform(2.0, 6.0))  # imports take ~2 s; epochs after the first take >= 2 s each
+        if victim.poll() is not None:
+            break  # it finished before this kill
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=30)
+        epochs_at_kill.append(load_checked(checkpoint)["epoch"] if checkpoint.exists() else 0)
+    assert any(e >= 1 for e in epochs_at_kill), f"no kill landed after a checkpoint: {epochs_at_kill}"
+    final = subprocess.run([sys.executable, str(WORKER), "fit", str(data_file), str(checkpoint),
+                            str(tmp_path / "killed-out.pt")], cwd=REPO, env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert final.returncode == 0, final.stdout + final.stderr
+    whole_out, _ = whole.communicate(timeout=120)
+    assert whole.returncode == 0, whole_out
+    a = torch.load(tmp_path / "whole-out.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed-out.pt", weights_only=True)
+    assert_same_weights(a["state"], b["state"])
+    assert a["history"] == b["history"], f"kills at epochs {epochs_at_kill}"
