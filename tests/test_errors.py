@@ -482,10 +482,11 @@ class Fault:
 
 
 FAULTS = [
-    Fault("The training process is killed with SIGKILL in the middle of an epoch",
+    Fault("The training process is killed with SIGKILL in the middle of an epoch (once, and three times at random moments)",
           "Checkpoints are written after every epoch; the same call, run again, resumes after the last finished "
           "epoch and ends with bit-identical weights and history (CPU)",
-          ("tests/test_train.py::test_resume_after_sigkill_matches_an_uninterrupted_process",)),
+          ("tests/test_train.py::test_resume_after_sigkill_matches_an_uninterrupted_process",
+           "tests/test_train.py::test_several_sigkills_at_random_moments_still_end_bit_identical")),
     Fault("A crash (an exception) in the middle of an epoch",
           "The checkpoint keeps the last finished epoch; the same call resumes to the uninterrupted result, "
           "global RNG included",
