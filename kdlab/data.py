@@ -436,15 +436,16 @@ def get_data(name: str = "cifar10", *, train_size: int | None = None, val_size: 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     # The content, not only the positions: two copies of a dataset (the official download, a re-encoded one)
     # hold different images at the same positions, and a cached teacher must not be reused across them.
+    val = full_train.subset(val_idx)
     content = hashlib.sha256()
-    for part in (pool, full_train.subset(val_idx), test):
+    for part in (pool, val, test):
         content.update(part.images.numpy().tobytes())
         content.update(part.labels.numpy().tobytes())
     fingerprint = {"dataset": name, "train_size": len(pool), "val_size": len(val_idx), "test_size": len(test),
                    "split_seed": split_seed,
                    "train_index_sha": hashlib.sha256(pool.index.numpy().tobytes()).hexdigest()[:16],
                    "content_sha": content.hexdigest()[:16]}
-    return Data(name, classes, pool.to(device), full_train.subset(val_idx).to(device), test.to(device),
+    return Data(name, classes, pool.to(device), val.to(device), test.to(device),
                 mean, std, fingerprint)
 
 

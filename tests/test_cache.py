@@ -23,19 +23,7 @@ WORKER = Path(__file__).with_name("_train_worker.py")
 RECIPE = Recipe(epochs=2, batch_size=50, lr=0.05, schedule="onecycle")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: one intra-op thread is faster here than two fighting them (CPU results
-    are deterministic either way; the subprocess workers of the SIGKILL test keep torch's default)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return get_data("cifar10", train_size=200, val_size=100, test_size=200, device="cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one intra-op thread; `data` is there too
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import torch
 
 from kdlab import metrics
 from kdlab import train as train_module
-from kdlab.data import get_data
 from kdlab.io import load_checked
 from kdlab.losses import KD, CrossEntropy
 from kdlab.recipe import Recipe
@@ -33,19 +32,7 @@ COMPARED = ["epoch", "lr", "train_loss", "train_acc", "val_acc", "val_loss", "va
 QUIET = dict(progress=False, verbose=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two cores shared with other jobs: one intra-op thread is faster here than two fighting them (CPU results
-    are deterministic for any fixed thread count; the subprocess workers get OMP_NUM_THREADS=1 likewise)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return get_data("cifar10", train_size=200, val_size=100, test_size=200, device="cpu")
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py: one intra-op thread; `data` is there too
 
 
 def train(data, *, seed=0, recipe=RECIPE, checkpoint=None, objective=None, eval_splits=("val",), **kw):
