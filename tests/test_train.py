@@ -554,7 +554,13 @@ def test_several_sigkills_at_random_moments_still_end_bit_identical(data, tmp_pa
     epochs_at_kill = []
     for _ in range(3):
         victim = start("killed", checkpoint, "--slow", "0.5")
-        time.sleep(rng.uniform(2.0, 6.0))  # imports take ~2 s; epochs after the first take >= 2 s each
+        # Timed from progress, not from the start (start-up takes seconds under load): once a checkpoint exists,
+        # kill within 2.5 s; every epoch after the first takes >= 2 s (--slow), so the first kill lands mid-run.
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and victim.poll() is None:
+            assert time.monotonic() < deadline, "the worker never wrote a checkpoint"
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 2.5))
         if victim.poll() is not None:
             break  # it finished before this kill
         victim.send_signal(signal.SIGKILL)
