@@ -9,12 +9,20 @@ Conventions every loss here follows (see shared/methods.md, section 0):
 - T^2 multiplies the soft (KL) term only, never the hard-label CE, which uses the ordinary T=1 softmax.
   It keeps the soft term's gradient, which shrinks like 1/T^2, on the same scale for every T.
 
-Objective objects (`KD`, `CrossEntropy`) share one call signature,
+Modules: `kd` (Hinton KD), `tfkd` (label smoothing, Tf-KD self and reg, published-setting conversion),
+`drkd` (DR-KD rectification).
+
+Objective objects (`KD`, `CrossEntropy`, `TfKDReg`, `DRKD`) share one call signature,
 `loss_fn(student_logits, teacher_logits, labels, index=None)`, and say whether they need a teacher
 (`needs_teacher`).
 """
 from ._validate import validate_temperature_values
+from .drkd import DRKD, rectified_fraction, rectify, teacher_wrong
 from .kd import KD, CrossEntropy, distillation_kl, kd_loss, soft_targets
+from .tfkd import (TfKDReg, batchmean_weight, label_smoothing_as_kd, published_self, self_kd,
+                   virtual_teacher)
 
 __all__ = ["KD", "CrossEntropy", "distillation_kl", "kd_loss", "soft_targets",
-           "validate_temperature_values"]
+           "validate_temperature_values",
+           "TfKDReg", "batchmean_weight", "label_smoothing_as_kd", "published_self", "self_kd", "virtual_teacher",
+           "DRKD", "rectified_fraction", "rectify", "teacher_wrong"]
