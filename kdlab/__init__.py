@@ -17,6 +17,8 @@ The library follows the data, and lower layers never import higher ones:
     kdlab.compare           results tables, paired-seed intervals, checked claims
     kdlab.dark_knowledge    class similarity, the omitted-class experiment (notebook 01)
     kdlab.temperature       entropy, soft-term gradients, T sweeps (notebook 02)
+    kdlab.born_again        born-again generations and their ensemble (notebook 03)
+    kdlab.self_teaching     scores next to a self-teacher, best-epoch optimism, training cost (03, 04)
     kdlab.exercises         the notebooks' exercise checkers
 
 Submodules load on first use, so `import kdlab` is cheap.
@@ -29,7 +31,7 @@ _STARTED = time.time()  # the run card's wall time counts from the first import
 
 _SUBMODULES = ("scale", "data", "models", "losses", "metrics", "train", "cache", "viz", "runcard", "bench",
                "paths", "recipe", "io", "compare",
-               "experiment", "dark_knowledge", "temperature", "exercises")
+               "experiment", "dark_knowledge", "temperature", "born_again", "self_teaching", "exercises")
 
 
 def __getattr__(name):

@@ -17,10 +17,9 @@ from kdlab.experiment import Arm, Results, run_arms
 
 
 def next_generation(previous: Results, name: str, objective, data, recipe, *, tag: str, previous_arm: str | None = None,
-                    arch: str | None = None, **run_kw) -> Results:
-    """Train generation k+1 for every seed of `previous`: seed s is taught by `previous`'s model of seed s.
-
-    `previous_arm` picks the arm of `previous` that teaches (default: its only arm)."""
+                    arch: str | None = None, seeds=None, **run_kw) -> Results:
+    """Train generation k+1 for every seed of `previous` (or the given `seeds`): seed s is taught by `previous`'s
+    model of seed s. `previous_arm` picks the arm of `previous` that teaches (default: its only arm)."""
     arms = sorted({a for a, _ in previous.models})
     if previous_arm is None:
         if len(arms) != 1:
@@ -28,7 +27,12 @@ def next_generation(previous: Results, name: str, objective, data, recipe, *, ta
         previous_arm = arms[0]
     if previous_arm not in arms:
         raise KeyError(f"arm {previous_arm!r} is not in `previous` (arms: {arms})")
-    seeds = [s for a, s in previous.models if a == previous_arm]
+    have = [s for a, s in previous.models if a == previous_arm]
+    if seeds is None:
+        seeds = have
+    missing = [s for s in seeds if s not in have]
+    if missing:
+        raise KeyError(f"`previous` has no {previous_arm!r} model for seeds {missing} (it has seeds {have})")
     parts = []
     for seed in seeds:
         teacher = previous.models[previous_arm, seed]

@@ -18,6 +18,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import pandas as pd
 
 from kdlab.losses import CrossEntropy
@@ -59,7 +61,7 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be unique, got {names}")
-    home = home_dir() if home is None else home
+    home = home_dir() if home is None else Path(home)
     rows, curves, models = [], [], {}
     for seed in seeds:
         for arm in arms:

@@ -21,10 +21,12 @@ Choices where the paper and its public code leave room:
 - Knowledge Adjustment's "probability shift" (Wen, Lai, Qian 2019) is the same swap on an external
   teacher's probabilities: the function is shared.
 """
+import numbers
+
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_labels, check_logits, check_temperature, check_weights
+from ._validate import check_labels, check_logits, check_logits_pair, check_temperature, check_weights
 from .kd import distillation_kl
 
 
@@ -67,12 +69,12 @@ class DRKD:
         self.temperature = check_temperature(temperature)
         self.w_ce, self.w_kd = check_weights(w_ce, w_kd)
         ls = label_smoothing
-        if isinstance(ls, bool) or not isinstance(ls, (int, float)) or not 0.0 <= float(ls) < 1.0:
+        if isinstance(ls, bool) or not isinstance(ls, numbers.Real) or not 0.0 <= float(ls) < 1.0:
             raise ValueError(f"label_smoothing must be a number in [0, 1), got {ls!r}")
         self.label_smoothing = float(ls)
 
     def __call__(self, student_logits, teacher_logits, labels, index=None):
-        check_logits(student_logits, "student_logits")
+        check_logits_pair(student_logits, teacher_logits)
         wrong = teacher_wrong(teacher_logits, labels)
         target = rectify(teacher_logits, labels)
         hard = F.cross_entropy(student_logits, labels.long(), label_smoothing=self.label_smoothing)

@@ -114,16 +114,20 @@ def label_smoothing_as_kd(student_logits, labels, smoothing):
     return (1 - a) * hard + a * distillation_kl(student_logits, uniform, 1.0)
 
 
-def virtual_teacher(labels, num_classes, correct_prob=0.99):
+def virtual_teacher(labels, num_classes, correct_prob=0.99, dtype=torch.float32):
     """Tf-KD's virtual teacher: probability `correct_prob` on the label, the rest spread evenly, shape (B, K)."""
     k = _check_num_classes(num_classes)
     c = check_weight(correct_prob, "correct_prob")
     if not 1 / k <= c < 1:
         raise ValueError(f"correct_prob must be in [1/K, 1) = [{1 / k:.3g}, 1) so that the label is the most likely "
                          f"class and log-probabilities stay finite; got {c} (Tf-KD uses 0.99)")
-    if not isinstance(labels, torch.Tensor) or labels.dim() != 1:
-        raise ValueError("labels must be a 1-D tensor of class indices")
-    p = torch.full((labels.shape[0], k), (1 - c) / (k - 1), device=labels.device)
+    if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.is_floating_point() \
+            or labels.dtype == torch.bool:
+        raise ValueError("labels must be a 1-D integer tensor of class indices (torch.long)")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
+        raise ValueError(f"labels span [{int(labels.min())}, {int(labels.max())}] but num_classes={k}: labels must "
+                         f"be 0..{k - 1}")
+    p = torch.full((labels.shape[0], k), (1 - c) / (k - 1), device=labels.device, dtype=dtype)
     return p.scatter_(1, labels.long().unsqueeze(1), c)
 
 
@@ -157,7 +161,7 @@ class TfKDReg:
         check_logits(student_logits, "student_logits")
         check_labels(labels, student_logits)
         k = student_logits.shape[1]
-        p_d = virtual_teacher(labels, k, self.correct_prob).to(student_logits.dtype)
+        p_d = virtual_teacher(labels, k, self.correct_prob, dtype=student_logits.dtype)
         hard = F.cross_entropy(student_logits, labels.long())
         if self.form == "paper":
             soft = self.alpha * distillation_kl(student_logits, p_d.log(), self.temperature)
