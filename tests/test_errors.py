@@ -298,6 +298,21 @@ CASES = [
     Case("label-smoothing", "Label smoothing outside [0, 1): `CrossEntropy(label_smoothing=1.5)`",
          lambda ctx: CrossEntropy(label_smoothing=1.5), ValueError, "label_smoothing must be a number in [0, 1)",
          "0.1 is the usual smoothing"),
+    Case("tfkd-alpha", "A Tf-KD soft weight of 1 (no label term left): `self_kd(alpha=1.0, temperature=6)`",
+         lambda ctx: kdlab.losses.self_kd(1.0, 6.0), ValueError, "alpha must be in (0, 1)",
+         "Tf-KD uses 0.9-0.95"),
+    Case("tfkd-reg-form", "A misspelt virtual-teacher form: `TfKDReg(form=\"papper\")`",
+         lambda ctx: kdlab.losses.TfKDReg(form="papper"), ValueError, "form must be 'paper'", "or 'code'"),
+    Case("tfkd-published-name", "A published Tf-KD setting that does not exist: `published_self(\"ResNet50\")`",
+         lambda ctx: kdlab.losses.published_self("ResNet50"), KeyError, "no published Tf-KD self setting",
+         "there are: MobileNetV2, ShuffleNetV2, ResNet18"),
+    Case("tfkd-multiplier-alone", "A published `multiplier` without the number of classes it was tuned on: "
+         "`self_kd(0.95, 6, multiplier=50)`",
+         lambda ctx: kdlab.losses.self_kd(0.95, 6.0, multiplier=50), ValueError,
+         "pass multiplier and num_classes together", "the number of classes it was tuned on"),
+    Case("image-size", "A resize to an impossible size: `get_data(..., image_size=0)`",
+         lambda ctx: kdlab.data.resize_images(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), 0), ValueError,
+         "image_size must be an integer >= 8", "e.g. 32"),
     # logits and labels
     Case("logits-class-count", "Student and teacher logits with different class counts (10 and 100) "
          "given to `kd_loss`",
