@@ -30,13 +30,21 @@ def next_generation(previous: Results, name: str, objective, data, recipe, *, ta
     have = [s for a, s in previous.models if a == previous_arm]
     if seeds is None:
         seeds = have
+    seeds = list(seeds)
+    if not seeds:
+        raise ValueError("no seeds to train: pass at least one seed (or seeds=None for all of `previous`'s)")
+    if "seeds" in run_kw:
+        raise TypeError("pass the seeds as next_generation(..., seeds=...), not through run_arms' keywords")
     missing = [s for s in seeds if s not in have]
     if missing:
         raise KeyError(f"`previous` has no {previous_arm!r} model for seeds {missing} (it has seeds {have})")
     parts = []
     for seed in seeds:
         teacher = previous.models[previous_arm, seed]
-        arm = Arm(name, arch or getattr(teacher, "arch"), objective, teacher=teacher)
+        if arch is None and not hasattr(teacher, "arch"):
+            raise ValueError("the teaching model has no .arch (it was not built by kdlab): pass arch=... for the "
+                             "new generation")
+        arm = Arm(name, arch or teacher.arch, objective, teacher=teacher)
         parts.append(run_arms([arm], data, recipe, seeds=(seed,), tag=tag, **run_kw))
     return Results(runs=_concat([p.runs for p in parts]), histories=_concat([p.histories for p in parts]),
                    models={k: v for p in parts for k, v in p.models.items()})

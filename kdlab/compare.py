@@ -63,6 +63,30 @@ def paired_difference(runs: pd.DataFrame, arm: str, baseline: str, metric: str =
     return Difference(arm, baseline, metric, mean, mean - half, mean + half, n)
 
 
+def difference_table(runs: pd.DataFrame, pairs, metric: str = "acc", by: str = "arm") -> pd.DataFrame:
+    """`paired_difference` for each (arm, baseline) pair, one row each, with a verdict in words: "better" or
+    "worse" when the 95% interval excludes 0, "not distinguishable" when it contains 0, "one seed" without an
+    interval."""
+    rows = []
+    for arm, base in pairs:
+        d = paired_difference(runs, arm, base, metric=metric, by=by)
+        verdict = ("better" if d.low > 0 else "worse" if d.high < 0 else "not distinguishable") if d.n >= 2 \
+            else "one seed"
+        rows.append({"arm": arm, "against": base, "mean diff": d.mean, "low": d.low, "high": d.high, "seeds": d.n,
+                     "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def verdict_text(table: pd.DataFrame, arm: str, against: str, scale: float = 100, unit: str = "points") -> str:
+    """One row of `difference_table` as a sentence fragment: 'better (+4.7 points, 95% interval [+2.6, +6.9])'."""
+    r = table[(table["arm"] == arm) & (table["against"] == against)]
+    if r.empty:
+        raise KeyError(f"no row {arm!r} against {against!r} in the table")
+    r = r.iloc[0]
+    return (f"{r['verdict']} ({scale * r['mean diff']:+.1f} {unit}, 95% interval "
+            f"[{scale * r['low']:+.1f}, {scale * r['high']:+.1f}])")
+
+
 def claim(statement: str, holds: bool) -> None:
     """Assert a notebook's claim and print one line that is the same at every scale (nbval compares it).
 

@@ -425,6 +425,8 @@ def get_data(name: str = "cifar10", *, train_size: int | None = None, val_size: 
     normalisation statistics stay those of the training images at their published resolution (area averaging
     keeps the mean; the standard deviation shrinks by a few percent)."""
     name = canonical_name(name)
+    if image_size is not None:
+        resize_images(torch.zeros(0, 3, 8, 8, dtype=torch.uint8), image_size)  # checks the size before any loading
     if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(device)!r} was asked for but this machine has no usable GPU; use "
                            f"device='cpu' (or device=None, which picks the GPU when there is one)")

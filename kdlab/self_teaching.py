@@ -18,11 +18,18 @@ def confidence(logits) -> float:
     return torch.softmax(logits.float(), dim=1).max(dim=1).values.mean().item()
 
 
-def score_models(models: dict, data, split: str = "test", reference=None, extra: dict | None = None) -> pd.DataFrame:
+def score_models(models: dict, data, split: str = "test", reference=None, extra: dict | None = None,
+                 teachers: dict | None = None) -> pd.DataFrame:
     """One row per (arm, seed): acc, ece, confidence and, with `reference` logits on the same split (e.g. the
-    self-teacher's), agreement and kl (KL(p_ref || p_model) at T = 1) to it. `extra` adds rows from logits
-    already computed, {(name, seed): logits} (e.g. an ensemble)."""
+    self-teacher's), agreement and kl (KL(p_ref || p_model) at T = 1) to it, and same_wrong: the fraction of
+    samples where the model makes the same wrong prediction as the teacher that taught it (the "genetic
+    error"), with `teachers` {arm: logits} naming that teacher where it is not `reference`. `extra` adds rows
+    from logits already computed, {(name, seed): logits} (e.g. an ensemble)."""
     labels = data.split(split).labels
+    teachers = teachers or {}
+    unknown = set(teachers) - {a for a, _ in models} - {a for a, _ in (extra or {})}
+    if unknown:
+        raise KeyError(f"teachers= names arms that are not scored: {sorted(unknown)}")
     rows = []
     items = [(k, predict(m, data, split)) for k, m in models.items()] + list((extra or {}).items())
     for (arm, seed), logits in items:
@@ -31,6 +38,7 @@ def score_models(models: dict, data, split: str = "test", reference=None, extra:
         if reference is not None:
             row["agreement"] = metrics.agreement(logits, reference)
             row["kl"] = metrics.kl_to_teacher(logits, reference)
+            row["same_wrong"] = metrics.same_wrong_rate(logits, teachers.get(arm, reference), labels)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -52,6 +60,9 @@ def training_cost(teacher, runs: pd.DataFrame, baseline: str, arms) -> pd.DataFr
     method still pays once: total = teacher + student, and the ratio to the baseline's student alone."""
     if teacher is None or not hasattr(teacher, "cache_info"):
         raise ValueError("training_cost needs a teacher from kdlab.cache.get_teacher (it records its training time)")
+    missing = [a for a in [baseline, *arms] if a not in set(runs["arm"])]
+    if missing:
+        raise KeyError(f"arms {missing} are not in the runs (arms: {list(dict.fromkeys(runs['arm']))})")
     teacher_s = float(teacher.cache_info["trained_seconds"])
     base = float(runs.loc[runs["arm"] == baseline, "train_seconds"].mean())
     rows = [{"arm": baseline, "teacher_s": 0.0, "student_s": base}]

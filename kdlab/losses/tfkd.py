@@ -148,6 +148,9 @@ class TfKDReg:
         self.alpha = _check_alpha(alpha)
         self.temperature = check_temperature(temperature)
         self.correct_prob = check_weight(correct_prob, "correct_prob")
+        if not 0 < self.correct_prob < 1:
+            raise ValueError(f"correct_prob must be in (0, 1) (and at least 1/K for K classes), got {correct_prob}; "
+                             f"Tf-KD uses 0.99")
         self.form = form
         self.multiplier = check_weight(multiplier, "multiplier")
 
