@@ -10,14 +10,17 @@ Conventions every loss here follows (see shared/methods.md, section 0):
   It keeps the soft term's gradient, which shrinks like 1/T^2, on the same scale for every T.
 
 Modules: `kd` (Hinton KD), `tfkd` (label smoothing, Tf-KD self and reg, published-setting conversion),
-`drkd` (DR-KD rectification).
+`drkd` (DR-KD rectification), `ka` (Knowledge Adjustment: probability shift, smoothed one-hot), `dtd`
+(Dynamic Temperature Distillation: one temperature per sample).
 
-Objective objects (`KD`, `CrossEntropy`, `TfKDReg`, `DRKD`) share one call signature,
+Objective objects (`KD`, `CrossEntropy`, `TfKDReg`, `DRKD`, `KA`, `DTD`) share one call signature,
 `loss_fn(student_logits, teacher_logits, labels, index=None)`, and say whether they need a teacher
 (`needs_teacher`).
 """
 from ._validate import validate_temperature_values
 from .drkd import DRKD, rectified_fraction, rectify, teacher_wrong
+from .dtd import DTD, cwsm_weight, dynamic_temperature, flsw_weight
+from .ka import KA, adjusted_targets, probability_shift, smoothed_one_hot
 from .kd import KD, CrossEntropy, distillation_kl, kd_loss, soft_targets
 from .tfkd import (TfKDReg, batchmean_weight, label_smoothing_as_kd, published_self, self_kd,
                    virtual_teacher)
@@ -25,4 +28,6 @@ from .tfkd import (TfKDReg, batchmean_weight, label_smoothing_as_kd, published_s
 __all__ = ["KD", "CrossEntropy", "distillation_kl", "kd_loss", "soft_targets",
            "validate_temperature_values",
            "TfKDReg", "batchmean_weight", "label_smoothing_as_kd", "published_self", "self_kd", "virtual_teacher",
-           "DRKD", "rectified_fraction", "rectify", "teacher_wrong"]
+           "DRKD", "rectified_fraction", "rectify", "teacher_wrong",
+           "KA", "adjusted_targets", "probability_shift", "smoothed_one_hot",
+           "DTD", "cwsm_weight", "dynamic_temperature", "flsw_weight"]
