@@ -70,8 +70,8 @@ def difference_table(runs: pd.DataFrame, pairs, metric: str = "acc", by: str = "
     rows = []
     for arm, base in pairs:
         d = paired_difference(runs, arm, base, metric=metric, by=by)
-        verdict = ("better" if d.low > 0 else "worse" if d.high < 0 else "not distinguishable") if d.n >= 2 \
-            else "one seed"
+        verdict = ("one seed" if d.n < 2 else "not distinguishable" if not d.significant
+                   else "better" if d.mean > 0 else "worse")
         rows.append({"arm": arm, "against": base, "mean diff": d.mean, "low": d.low, "high": d.high, "seeds": d.n,
                      "verdict": verdict})
     return pd.DataFrame(rows)

@@ -401,12 +401,16 @@ class Data:
                 f"{self.num_classes} classes, {tuple(self.train.images.shape[1:])}, on {self.device})")
 
 
-def resize_images(images: torch.Tensor, size: int, chunk: int = 8192) -> torch.Tensor:
-    """uint8 (N, C, H, W) images resized to (size, size) by area averaging (a box filter: downsampling 64 -> 32
-    averages each 2x2 block), rounded back to uint8; in chunks, so 100,000 images need no 5 GB float copy."""
+def _check_image_size(size):
     if isinstance(size, bool) or not isinstance(size, int) or size < 8:
         raise ValueError(f"image_size must be an integer >= 8, got {size!r} (e.g. 32 to train Tiny ImageNet at "
                          f"CIFAR's resolution)")
+
+
+def resize_images(images: torch.Tensor, size: int, chunk: int = 8192) -> torch.Tensor:
+    """uint8 (N, C, H, W) images resized to (size, size) by area averaging (a box filter: downsampling 64 -> 32
+    averages each 2x2 block), rounded back to uint8; in chunks, so 100,000 images need no 5 GB float copy."""
+    _check_image_size(size)
     if images.shape[-1] == size and images.shape[-2] == size:
         return images
     out = [F.interpolate(images[i:i + chunk].float(), size=(size, size), mode="area").round_().clamp_(0, 255)
@@ -426,7 +430,7 @@ def get_data(name: str = "cifar10", *, train_size: int | None = None, val_size: 
     keeps the mean; the standard deviation shrinks by a few percent)."""
     name = canonical_name(name)
     if image_size is not None:
-        resize_images(torch.zeros(0, 3, 8, 8, dtype=torch.uint8), image_size)  # checks the size before any loading
+        _check_image_size(image_size)  # before any loading or downloading
     if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device {str(device)!r} was asked for but this machine has no usable GPU; use "
                            f"device='cpu' (or device=None, which picks the GPU when there is one)")

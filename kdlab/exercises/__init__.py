@@ -9,6 +9,8 @@ One module per notebook (`nb01`, `nb02`, ...); each has `check_*` functions and 
 """
 import inspect
 
+import torch
+
 
 class ExerciseFailed(AssertionError):
     """Your function gave a wrong answer; the message says how it differs from the expected one."""
@@ -20,6 +22,41 @@ def passed(what: str) -> None:
 
 def fail(msg: str):
     raise ExerciseFailed(msg)
+
+
+def close(a, b, rtol: float, atol: float) -> bool:
+    """Same shape and equal within tolerances, compared in float64."""
+    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol))
+
+
+def _copy(arg):
+    # the learner's function gets copies: an in-place edit must not change the checker's reference inputs
+    if isinstance(arg, torch.Tensor):
+        return arg.clone()
+    if isinstance(arg, list):
+        return [_copy(a) for a in arg]
+    return arg
+
+
+def _describe(arg):
+    if isinstance(arg, torch.Tensor):
+        return str(tuple(arg.shape))
+    if isinstance(arg, list):
+        return "[" + ", ".join(_describe(a) for a in arg) + "]"
+    return repr(arg)
+
+
+def call(fn, *args) -> torch.Tensor:
+    """The learner's `fn(*args)` on copies of the arguments, as a detached tensor; whatever it raises, or a result
+    that is not a tensor, becomes an ExerciseFailed that says so."""
+    try:
+        out = fn(*(_copy(a) for a in args))
+    except Exception as e:  # the learner's code: report whatever it raised
+        fail(f"your function raised {type(e).__name__}: {e} (called with {', '.join(_describe(a) for a in args)})")
+    try:
+        return torch.as_tensor(out).detach()
+    except Exception:
+        fail(f"your function returned a {type(out).__name__}; return a tensor")
 
 
 def show(fn) -> None:

@@ -13,24 +13,12 @@ import math
 
 import torch
 
-from kdlab.exercises import fail, passed, solutions
+from kdlab.exercises import call, close, fail, passed, solutions
 from kdlab.losses import distillation_kl
 
 
 def _close(a, b, rtol=1e-4, atol=1e-7):
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), rtol=rtol, atol=atol))
-
-
-def _call(fn, *args):
-    try:
-        out = fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
-    except Exception as e:  # the learner's code: report whatever it raised
-        shapes = ", ".join(str(tuple(a.shape)) if isinstance(a, torch.Tensor) else repr(a) for a in args)
-        fail(f"your function raised {type(e).__name__}: {e} (called with {shapes})")
-    try:
-        return torch.as_tensor(out).detach()
-    except Exception:
-        fail(f"your function returned a {type(out).__name__}; return a tensor")
+    return close(a, b, rtol, atol)
 
 
 def _reference_entropy(p):
@@ -49,7 +37,7 @@ def check_entropy(fn):
     """fn(probs) -> (B,) entropies in nats, -sum_k p_k ln p_k per row."""
     for p in _entropy_cases():
         want = _reference_entropy(p) + 0.0  # + 0.0: a one-hot row shows as 0.0, not -0.0
-        got = _call(fn, p)
+        got = call(fn, p)
         if _close(got, want):
             continue
         B, K = p.shape
@@ -98,7 +86,7 @@ def check_soft_gradient(fn):
     """fn(z_s, z_t, T) -> d/dz_s [T^2 KL(p_t^T || p_s^T)] (batchmean) = (T / B) (p_s^T - p_t^T), shape (B, K)."""
     for z_s, z_t, T in _gradient_cases():
         want = _reference_soft_gradient(z_s, z_t, T)
-        got = _call(fn, z_s, z_t, T)
+        got = call(fn, z_s, z_t, T)
         if _close(got, want):
             continue
         B, K = z_s.shape
@@ -152,7 +140,7 @@ def _temperature_cases():
 def check_temperature_for_entropy(fn):
     """fn(logits (K,), target nats) -> T > 0 with H(softmax(logits / T)) = target; ValueError if unreachable."""
     for z, target in _temperature_cases():
-        got = _call(fn, z, target)
+        got = call(fn, z, target)
         if got.numel() != 1:
             fail(f"return one temperature (a number), got shape {tuple(got.shape)}")
         T = float(got)

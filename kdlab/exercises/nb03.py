@@ -9,23 +9,11 @@ A wrong answer is compared with the classic mistakes; the message names the one 
 """
 import torch
 
-from kdlab.exercises import fail, passed, solutions
+from kdlab.exercises import call, close, fail, passed, solutions
 
 
 def _close(a, b, atol=1e-6):
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-5))
-
-
-def _call(fn, *args):
-    try:
-        out = fn(*(a.clone() if isinstance(a, torch.Tensor) else list(a) if isinstance(a, list) else a
-                   for a in args))
-    except Exception as e:  # the learner's code: report whatever it raised
-        fail(f"your function raised {type(e).__name__}: {e}")
-    try:
-        return torch.as_tensor(out).detach()
-    except Exception:
-        fail(f"your function returned a {type(out).__name__}; return a tensor")
+    return close(a, b, rtol=1e-5, atol=atol)
 
 
 def check_smoothed_labels(fn):
@@ -34,7 +22,7 @@ def check_smoothed_labels(fn):
                          (torch.tensor([0, 1]), 2, 0.0)):
         q = torch.nn.functional.one_hot(labels, k).double()
         want = (1 - a) * q + a / k
-        got = _call(fn, labels, k, a)
+        got = call(fn, labels, k, a)
         if _close(got, want):
             continue
         if got.shape != want.shape:
@@ -63,7 +51,7 @@ def check_ensemble(fn):
     for members in ([torch.randn(5, 4, generator=g, dtype=torch.float64) * s for s in (1, 4)],
                     [torch.randn(3, 10, generator=g, dtype=torch.float64) * s + 7 * i for i, s in enumerate((1, 2, 5))]):
         want = torch.stack([m.softmax(1) for m in members]).mean(0)
-        got = _call(fn, members)
+        got = call(fn, members)
         if got.shape != want.shape:
             fail(f"shape {tuple(got.shape)}, expected {tuple(want.shape)}: one row per sample, one logit per class")
         p = got.double().softmax(1)

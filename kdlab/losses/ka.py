@@ -36,6 +36,12 @@ def probability_shift(teacher_probs, labels):
     return rectify(teacher_probs, labels)
 
 
+def _check_method(method):
+    if method not in METHODS:
+        raise ValueError(f"method must be 'ps' (probability shift) or 'lsr' (smoothed one-hot), got {method!r}")
+    return method
+
+
 def _check_eps(eps):
     eps = check_weight(eps, "smoothing")
     if not 0.0 <= eps < 1.0:
@@ -55,8 +61,7 @@ def smoothed_one_hot(labels, num_classes, smoothing=0.1, dtype=torch.float32):
 def adjusted_targets(teacher_logits, labels, temperature=1.0, method="ps", smoothing=0.1):
     """The distillation targets after adjustment: softmax(z_t / T) where the teacher is right; for wrong rows
     the probability-shifted distribution (method "ps") or the smoothed one-hot (method "lsr"). (B, K)."""
-    if method not in METHODS:
-        raise ValueError(f"method must be 'ps' (probability shift) or 'lsr' (smoothed one-hot), got {method!r}")
+    _check_method(method)
     t = check_temperature(temperature)
     check_logits(teacher_logits, "teacher_logits")
     check_labels(labels, teacher_logits)
@@ -77,9 +82,7 @@ class KA:
     needs_teacher = True
 
     def __init__(self, method="ps", temperature=4.0, w_ce=0.1, w_kd=0.9, smoothing=0.1):
-        if method not in METHODS:
-            raise ValueError(f"method must be 'ps' (probability shift) or 'lsr' (smoothed one-hot), got {method!r}")
-        self.method = method
+        self.method = _check_method(method)
         self.temperature = check_temperature(temperature)
         self.w_ce, self.w_kd = check_weights(w_ce, w_kd)
         self.smoothing = _check_eps(smoothing)
