@@ -247,8 +247,12 @@ def show_progress(progress: bool | None = None) -> bool:
 
 def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed: int = 0, checkpoint=None,
         resume: bool = True, eval_splits=("val", "test"), progress: bool | None = None, verbose: bool = True,
-        desc: str | None = None, check_every: int = 25) -> pd.DataFrame:
+        desc: str | None = None, check_every: int = 25, callback=None) -> pd.DataFrame:
     """Train `model` in place; returns the history, one row per epoch, as a DataFrame.
+
+    `callback(epoch, model)`, if given, is called after each epoch trained in this call (epoch counts from 1;
+    the model is in train mode: switch to eval() and back inside if it predicts) to look at the model mid-way,
+    e.g. notebook 06's temperature histograms. Epochs restored from a checkpoint are not replayed.
 
     Columns: epoch, lr, train_loss, train_acc, train_<stat> for each statistic the objective reports, then for
     each evaluated split <split>_acc, _loss, _ece and, with a teacher, _agreement and _kl; seconds, images_per_s.
@@ -347,6 +351,8 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                 row["seconds"] = time.perf_counter() - t0
                 row["images_per_s"] = seen / train_seconds
                 history.append(row)
+                if callback is not None:
+                    callback(epoch + 1, model)
                 if checkpoint is not None:
                     save_atomic({"fingerprint": json.dumps(fingerprint), "epoch": epoch + 1,
                                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),

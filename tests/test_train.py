@@ -577,3 +577,26 @@ def test_several_sigkills_at_random_moments_still_end_bit_identical(data, tmp_pa
     b = torch.load(tmp_path / "killed-out.pt", weights_only=True)
     assert_same_weights(a["state"], b["state"])
     assert a["history"] == b["history"], f"kills at epochs {epochs_at_kill}"
+
+
+def test_callback_sees_each_epoch_after_it_trained_and_does_not_change_the_run(data, reference):
+    seen = []
+
+    def look(epoch, model):
+        # what the model predicts at this point: the final epoch's weights must equal the reference run's
+        seen.append((epoch, model.training, copy.deepcopy(model.state_dict())))
+
+    model, history = train(data, callback=look)
+    assert [e for e, _, _ in seen] == [1, 2]
+    assert all(training for _, training, _ in seen)  # called mid-training, before eval mode is left to it
+    assert not all(torch.equal(seen[0][2][k], seen[1][2][k]) for k in seen[0][2])  # epoch 1 != epoch 2 weights
+    assert_same_weights(seen[1][2], reference["state"])
+    assert_same_history(history, reference["history"])
+
+
+def test_callback_is_not_replayed_for_epochs_restored_from_a_checkpoint(data, reference, tmp_path):
+    checkpoint = tmp_path / "done.pt"
+    shutil.copy(reference["checkpoint"], checkpoint)
+    calls = []
+    train(data, checkpoint=checkpoint, callback=lambda epoch, model: calls.append(epoch))
+    assert calls == []
