@@ -4,6 +4,7 @@ Every notebook ends with `kdlab.run_card(seed=..., scale=...)`; `python -m kdlab
 Wall time counts from the first `import kdlab` in the process.
 """
 import platform
+import os
 import subprocess
 import sys
 import time
@@ -17,7 +18,9 @@ def _git_commit() -> str:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=repo, capture_output=True,
                                 text=True, timeout=5).stdout.strip()
         if not commit:
-            return "unknown (not a git checkout)"
+            # a copy of a checkout (e.g. sent to a GPU machine) may name the commit it was copied from
+            copied = os.environ.get("KDLAB_SOURCE_COMMIT", "").strip()
+            return f"{copied} (a copy of this commit, not a checkout)" if copied else "unknown (not a git checkout)"
         # Only changes to code count: a notebook's saved outputs changing (another notebook running) does not
         # change what produced this result.
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",

@@ -78,3 +78,19 @@ def test_unwritable_target_gives_a_checkpoint_error(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(CheckpointError, match="cannot write to .*KDLAB_HOME"):
         save_atomic({"x": 1}, blocker / "sub" / "ck.pt")
+
+
+def test_run_card_commit_of_a_copied_checkout(monkeypatch, tmp_path):
+    """A copy without .git says so, or names the commit it was copied from when KDLAB_SOURCE_COMMIT is set."""
+    import subprocess
+
+    from kdlab import runcard
+
+    class NoGit:
+        stdout = ""
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: NoGit())
+    monkeypatch.delenv("KDLAB_SOURCE_COMMIT", raising=False)
+    assert runcard._git_commit() == "unknown (not a git checkout)"
+    monkeypatch.setenv("KDLAB_SOURCE_COMMIT", "abc123def456")
+    assert runcard._git_commit() == "abc123def456 (a copy of this commit, not a checkout)"
