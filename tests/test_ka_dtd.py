@@ -185,3 +185,24 @@ def test_dtd_bad_settings_say_what_to_do():
     with pytest.raises(ValueError, match="adjust must be None or 'ps'"):
         DTD(adjust="lsr")
     assert math.isfinite(DTD().max_temperature) and DTD(t0=8).max_temperature == 32.0
+
+
+def test_dtd_temperatures_are_not_rounded_to_bf16_with_bf16_logits():
+    """Autocast gives bf16 logits; temperatures near 8 in bf16 come in steps of 1/16, which would erase FLSW's
+    usual spread of a few hundredths (DTD would silently become KD at T0). They must stay float32."""
+    g = torch.Generator().manual_seed(3)
+    zt = 3 * torch.randn(256, 10, generator=g)
+    zs = (zt + 0.3 * torch.randn(256, 10, generator=g)).bfloat16()  # a student close to its teacher
+    zt = zt.bfloat16()
+    y = torch.randint(0, 10, (256,), generator=g)
+    dtd = DTD("flsw", t0=8.0, beta=1.0, gamma=2.0)
+    t = dtd.temperatures(zs.float(), zt.float())
+    assert 0 < float(t.max() - t.min()) < 1 / 16  # the spread is below bf16's resolution at 8 ...
+    assert flsw_weight(zs, zt).dtype == torch.float32
+    _, stats = dtd(zs, zt, y)
+    # ... and survives: the loss used the float32 temperatures, not their bf16 rounding (8.0 for every row)
+    assert float(stats["temperature_max"] - stats["temperature_min"]) == pytest.approx(float(t.max() - t.min()), rel=1e-3)
+    assert stats["temperature_mean"].dtype == torch.float32
+    expected = 0.1 * F.cross_entropy(zs, y) + 0.9 * distillation_kl(zs, zt, t)  # float32 t, as in the objective
+    loss, _ = dtd(zs, zt, y)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)

@@ -31,6 +31,10 @@ from .kd import distillation_kl
 WEIGHTS = ("flsw", "cwsm")
 
 
+def _at_least_float32(dtype):
+    return torch.promote_types(dtype, torch.float32)
+
+
 def flsw_weight(student_logits, teacher_logits, gamma=2.0):
     """(1 - cos(z_s, z_t))^gamma per sample, without gradient: 0 when the logit vectors point the same way."""
     gamma = check_weight(gamma, "gamma")
@@ -38,7 +42,8 @@ def flsw_weight(student_logits, teacher_logits, gamma=2.0):
     with torch.no_grad():
         # float64: 1 - cos of nearly parallel vectors is ~1e-7 in float32, and (1e-7)^0.5 is not small
         cos = F.cosine_similarity(student_logits.double(), teacher_logits.double(), dim=1, eps=1e-12)
-        return ((1.0 - cos.clamp(-1.0, 1.0)) ** gamma).to(student_logits.dtype)  # rounding: cos a hair outside [-1, 1]
+        w = (1.0 - cos.clamp(-1.0, 1.0)) ** gamma  # clamp: rounding puts cos a hair outside [-1, 1]
+        return w.to(_at_least_float32(student_logits.dtype))
 
 
 def cwsm_weight(student_logits):
@@ -95,7 +100,9 @@ class DTD:
     def __call__(self, student_logits, teacher_logits, labels, index=None):
         check_logits_pair(student_logits, teacher_logits)
         check_labels(labels, student_logits)
-        t = self.temperatures(student_logits, teacher_logits).to(student_logits.dtype)
+        # float32 at least: in bf16 (autocast logits) temperatures near 8 are rounded to steps of 1/16, which
+        # erases FLSW's typical spread of a few hundredths and turns DTD into KD at T0
+        t = self.temperatures(student_logits, teacher_logits).to(_at_least_float32(student_logits.dtype))
         if self.adjust == "ps":
             teacher_logits = rectify(teacher_logits, labels)
         soft = distillation_kl(student_logits, teacher_logits, t, t_squared=self.t_squared)
