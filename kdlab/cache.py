@@ -29,16 +29,36 @@ class CacheMismatchError(CheckpointError):
     """A cache file whose key or weights are not what its name promises."""
 
 
-def teacher_key(arch: str, data, recipe: Recipe, seed: int = 0, scale: str | None = None) -> dict:
-    return json.loads(json.dumps({
-        "kind": "teacher", "arch": arch, "num_classes": data.num_classes, "data": data.fingerprint,
-        "scale": scale, "recipe": recipe.to_dict(), "objective": repr(CrossEntropy()), "seed": seed,
-        "recipe_version": RECIPE_VERSION}))
+def teacher_key(arch: str, data, recipe: Recipe, seed: int = 0, scale: str | None = None,
+                sftn: dict | None = None) -> dict:
+    key = {"kind": "teacher", "arch": arch, "num_classes": data.num_classes, "data": data.fingerprint,
+           "scale": scale, "recipe": recipe.to_dict(), "objective": repr(CrossEntropy()), "seed": seed,
+           "recipe_version": RECIPE_VERSION}
+    if sftn is not None:  # a student-friendly teacher: its student and loss settings made it too
+        settings = _sftn_settings(sftn)
+        key.update(kind="sftn-teacher", student=settings.pop("student"), objective=_sftn_loss(None, settings))
+    return json.loads(json.dumps(key))
+
+
+def _sftn_settings(sftn: dict) -> dict:
+    allowed = {"student", "tau", "lambda_t", "lambda_kl", "lambda_ce"}
+    if not isinstance(sftn, dict) or "student" not in sftn or set(sftn) - allowed:
+        raise ValueError(f"sftn must be a dict with 'student' (the student architecture) and optionally "
+                         f"{sorted(allowed - {'student'})}, got {sftn!r}")
+    return dict(sftn)
+
+
+def _sftn_loss(model, settings: dict):
+    from kdlab.sftn import SFTNLoss
+    if model is None:  # only its repr is needed (the cache key): settings are validated the same way
+        return SFTNLoss.describe(**settings)
+    return SFTNLoss(model, **settings)
 
 
 def teacher_path(key: dict, home=None) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    name = f"{key['arch']}-{key['data']['dataset']}-{key['scale'] or 'custom'}-seed{key['seed']}-{digest}.pt"
+    kind = f"sftn-{key['student']}-" if key.get("kind") == "sftn-teacher" else ""
+    name = f"{kind}{key['arch']}-{key['data']['dataset']}-{key['scale'] or 'custom'}-seed{key['seed']}-{digest}.pt"
     return Path(home or home_dir()) / "teachers" / name
 
 
@@ -117,11 +137,15 @@ def _load(path: Path, key: dict, device):
 
 
 def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | None = None, home=None,
-                device=None, progress: bool | None = None, verbose: bool = True):
+                device=None, progress: bool | None = None, verbose: bool = True, sftn: dict | None = None):
     """The cached teacher for this key, trained now (and cached) if there is none. Returned in eval mode with
-    gradients off; `teacher.cache_info` holds its path, key, test metrics and training history."""
+    gradients off; `teacher.cache_info` holds its path, key, test metrics and training history.
+
+    `sftn={"student": "resnet8", ...}` (optionally tau, lambda_t, lambda_kl, lambda_ce) trains a student-friendly
+    teacher instead (`kdlab.sftn`: student branches during training, same recipe and seed); the file and the
+    returned model hold the plain teacher, branches dropped, and the history logs the branch terms."""
     device = resolve_device(device if device is not None else data.device)
-    key = teacher_key(arch, data, recipe, seed, scale)
+    key = teacher_key(arch, data, recipe, seed, scale, sftn)
     path = teacher_path(key, home)
     with _exclusive(path.with_suffix(".lock")):
         if path.exists():
@@ -130,12 +154,22 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
                 m = teacher.cache_info["metrics"]
                 print(f"teacher {arch} loaded from cache ({path.name}): test acc {100 * m['acc']:.2f}%")
             return teacher
+        what = f"student-friendly teacher {arch} (branches for {key['student']})" if sftn else f"teacher {arch}"
         if verbose:
-            print(f"training teacher {arch} on {data.name} ({recipe.epochs} epochs, seed {seed}); cached as {path.name}")
+            print(f"training {what} on {data.name} ({recipe.epochs} epochs, seed {seed}); cached as {path.name}")
         model = build(arch, data.num_classes, seed=seed, device=device)
+        objective = None
+        if sftn:
+            from kdlab.sftn import SFTN
+            settings = _sftn_settings(sftn)
+            student = build(settings.pop("student"), data.num_classes, seed=seed, device=device)
+            model = SFTN(model, student, image_size=data.train.images.shape[-1]).to(device)
+            objective = _sftn_loss(model, settings)
         partial = path.with_suffix(".partial.pt")
-        history = fit(model, data, recipe, seed=seed, checkpoint=partial, progress=progress, verbose=verbose,
-                      desc=f"teacher {arch}")
+        history = fit(model, data, recipe, objective=objective, seed=seed, checkpoint=partial, progress=progress,
+                      verbose=verbose, desc=what)
+        if sftn:
+            model = model.export_teacher()
         metrics = evaluate(model, data, "test")
         save_atomic({"key": json.dumps(key), "state_dict": model.state_dict(), "weights": state_digest(model),
                      "metrics": metrics, "history": history.to_dict("records"),

@@ -35,6 +35,7 @@ import torch
 import kdlab.cache
 import kdlab.data
 import kdlab.losses._validate
+import kdlab.sftn
 import kdlab.train
 from kdlab.cache import CacheMismatchError, get_teacher, teacher_key, teacher_path
 from kdlab.data import DataError, ImageSet, get_data, load
@@ -313,6 +314,27 @@ CASES = [
     Case("image-size", "A resize to an impossible size: `get_data(..., image_size=0)`",
          lambda ctx: kdlab.data.resize_images(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), 0), ValueError,
          "image_size must be an integer >= 8", "e.g. 32"),
+    Case("ka-method", "A misspelt Knowledge Adjustment method: `KA(method=\"shift\")`",
+         lambda ctx: kdlab.losses.KA(method="shift"), ValueError, "method must be 'ps' (probability shift)",
+         "or 'lsr' (smoothed one-hot)"),
+    Case("dtd-weight", "A DTD hardness weight that does not exist: `DTD(weight=\"cosine\")`",
+         lambda ctx: kdlab.losses.DTD(weight="cosine"), ValueError, "weight must be 'flsw'",
+         "or 'cwsm' (student confidence)"),
+    Case("dtd-range", "A DTD base temperature outside the clamp range: `DTD(t0=0.5)` (the range starts at 1)",
+         lambda ctx: kdlab.losses.DTD(t0=0.5), ValueError, "the safe range [1, 2] must contain T0 = 0.5",
+         "lower min_temperature"),
+    Case("sftn-stages", "A student-friendly teacher for a student with another number of stages: "
+         "`SFTN(create(\"resnet20\"), create(\"vgg8\"))`",
+         lambda ctx: kdlab.sftn.SFTN(create("resnet20", 10), create("vgg8", 10)), ValueError,
+         "SFTN needs the same number of stages", "pair models of the same family"),
+    Case("sftn-resolution", "A student-friendly teacher whose feature maps are smaller than the student's: "
+         "`SFTN(create(\"ShuffleV2\"), create(\"resnet8\"))`",
+         lambda ctx: kdlab.sftn.SFTN(create("ShuffleV2", 10), create("resnet8", 10)), ValueError,
+         "cannot be brought to the student's 32x32", "pick a pair whose stages run at compatible resolutions"),
+    Case("sftn-settings", "A cached student-friendly teacher asked for without its student: "
+         "`get_teacher(..., sftn={\"lambda_kl\": 3})`",
+         lambda ctx: teacher_key("resnet20", _small_data(), RECIPE, sftn={"lambda_kl": 3}), ValueError,
+         "sftn must be a dict with 'student'", "the student architecture"),
     # logits and labels
     Case("logits-class-count", "Student and teacher logits with different class counts (10 and 100) "
          "given to `kd_loss`",

@@ -59,7 +59,8 @@ def dynamic_temperature(weights, t0, beta, min_temperature=1.0, max_temperature=
     lo = check_temperature(min_temperature, "min_temperature")
     hi = 4 * t0 if max_temperature is None else check_temperature(max_temperature, "max_temperature")
     if lo > t0 or hi < t0:
-        raise ValueError(f"the safe range [{lo:g}, {hi:g}] must contain T0 = {t0:g}")
+        raise ValueError(f"the safe range [{lo:g}, {hi:g}] must contain T0 = {t0:g}; lower min_temperature "
+                         f"or raise max_temperature (or choose T0 inside the range)")
     with torch.no_grad():
         w = weights.detach().float()
         return (t0 + beta * (w.mean() - w)).clamp(lo, hi)
