@@ -103,7 +103,9 @@ def check_flsw_weight(fn):
                 ((1 - cos) * gamma, "gamma is an exponent, not a factor")):
             if torch.allclose(got, wrong, atol=1e-6):
                 fail(msg)
-        fail(f"for gamma={gamma}: expected {want[:4].tolist()}..., got {got[:4].tolist()}...")
+        i = int((got - want).abs().argmax())  # the row that is furthest off says the most
+        fail(f"for gamma={gamma}, row {i} (cos {float(F.cosine_similarity(zs[i:i + 1], zt[i:i + 1])):.3f}): expected "
+             f"{float(want[i]):.4f}, got {float(got[i]):.4f}")
     passed("FLSW weight: (1 - cos of the logits)^gamma, 0 for parallel and 2^gamma for opposite rows, no gradient")
 
 
