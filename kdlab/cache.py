@@ -22,6 +22,7 @@ from kdlab.io import CheckpointError, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.paths import home_dir
 from kdlab.recipe import RECIPE_VERSION, Recipe
+from kdlab.sftn import SFTN, SFTNLoss
 from kdlab.train import build, evaluate, fit, resolve_device, state_digest
 
 
@@ -36,7 +37,7 @@ def teacher_key(arch: str, data, recipe: Recipe, seed: int = 0, scale: str | Non
            "recipe_version": RECIPE_VERSION}
     if sftn is not None:  # a student-friendly teacher: its student and loss settings made it too
         settings = _sftn_settings(sftn)
-        key.update(kind="sftn-teacher", student=settings.pop("student"), objective=_sftn_loss(None, settings))
+        key.update(kind="sftn-teacher", student=settings.pop("student"), objective=SFTNLoss.describe(**settings))
     return json.loads(json.dumps(key))
 
 
@@ -46,13 +47,6 @@ def _sftn_settings(sftn: dict) -> dict:
         raise ValueError(f"sftn must be a dict with 'student' (the student architecture) and optionally "
                          f"{sorted(allowed - {'student'})}, got {sftn!r}")
     return dict(sftn)
-
-
-def _sftn_loss(model, settings: dict):
-    from kdlab.sftn import SFTNLoss
-    if model is None:  # only its repr is needed (the cache key): settings are validated the same way
-        return SFTNLoss.describe(**settings)
-    return SFTNLoss(model, **settings)
 
 
 def teacher_path(key: dict, home=None) -> Path:
@@ -160,11 +154,10 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
         model = build(arch, data.num_classes, seed=seed, device=device)
         objective = None
         if sftn:
-            from kdlab.sftn import SFTN
             settings = _sftn_settings(sftn)
             student = build(settings.pop("student"), data.num_classes, seed=seed, device=device)
             model = SFTN(model, student, image_size=data.train.images.shape[-1]).to(device)
-            objective = _sftn_loss(model, settings)
+            objective = SFTNLoss(model, **settings)
         partial = path.with_suffix(".partial.pt")
         history = fit(model, data, recipe, objective=objective, seed=seed, checkpoint=partial, progress=progress,
                       verbose=verbose, desc=what)

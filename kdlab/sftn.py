@@ -22,7 +22,6 @@ Choices (shared/methods.md section 7: the values are from an unofficial implemen
 """
 import copy
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -30,18 +29,7 @@ from kdlab.losses._validate import check_labels, check_temperature, check_weight
 from kdlab.models.base import StagedNet
 
 
-def stage_shapes(model: StagedNet, image_size: int = 32) -> list[tuple[int, int, int]]:
-    """(C, H, W) of every stage output for one image_size x image_size input (the model's modes are restored)."""
-    p = next(model.parameters())
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            feats = model.features(torch.zeros(1, 3, image_size, image_size, device=p.device, dtype=p.dtype))
-    finally:
-        for m, training in modes:
-            m.training = training
-    return [tuple(f.shape[1:]) for f in feats]
+stage_shapes = StagedNet.stage_shapes  # stage_shapes(model, image_size=32) -> [(C, H, W) per stage]
 
 
 def transform_stride(teacher_shape, student_shape) -> int:
@@ -103,7 +91,7 @@ class SFTN(nn.Module):
         if teacher.num_classes != student.num_classes:
             raise ValueError(f"teacher has {teacher.num_classes} classes but the student {student.num_classes}; "
                              f"create both with the dataset's number of classes")
-        t_shapes, s_shapes = stage_shapes(teacher, image_size), stage_shapes(student, image_size)
+        t_shapes, s_shapes = teacher.stage_shapes(image_size), student.stage_shapes(image_size)
         if len(t_shapes) != len(s_shapes):
             raise ValueError(f"SFTN needs the same number of stages: {teacher.arch} has {len(t_shapes)}, "
                              f"{student.arch} has {len(s_shapes)}; pair models of the same family (resnet, wrn) "

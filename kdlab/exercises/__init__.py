@@ -59,6 +59,19 @@ def call(fn, *args) -> torch.Tensor:
         fail(f"your function returned a {type(out).__name__}; return a tensor")
 
 
+def run_learner(fn, *args, hint: str = "return a tensor"):
+    """The learner's `fn(*args)` on the arguments themselves (so that a checker can see in-place edits), its
+    result as it is (gradients kept); raising, or returning something that is not a tensor, becomes an
+    ExerciseFailed that says so, ending with `hint`."""
+    try:
+        out = fn(*args)
+    except Exception as e:  # the learner's code: report whatever it raised
+        fail(f"your function raised {type(e).__name__}: {e}")
+    if not isinstance(out, torch.Tensor):
+        fail(f"your function returned a {type(out).__name__}; {hint}")
+    return out
+
+
 def show(fn) -> None:
     """Print a reference solution's source."""
     print(inspect.getsource(fn))

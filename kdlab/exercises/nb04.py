@@ -13,7 +13,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import fail, passed, solutions
+from kdlab.exercises import fail, passed, run_learner, solutions
 from kdlab.losses import distillation_kl, rectify
 
 
@@ -29,12 +29,7 @@ def check_rectify(fn):
     """fn(teacher_logits, labels) -> logits with the wrong rows' top and label entries swapped."""
     for z, y in _cases():
         original = z.clone()
-        try:
-            out = fn(z, y)
-        except Exception as e:
-            fail(f"your function raised {type(e).__name__}: {e}")
-        if not isinstance(out, torch.Tensor):
-            fail(f"your function returned a {type(out).__name__}; return a tensor of the same shape as the logits")
+        out = run_learner(fn, z, y, hint="return a tensor of the same shape as the logits")
         if not torch.equal(z, original):
             fail("your function changed its input in place: the teacher's logits are used elsewhere (evaluation, "
                  "logging). Work on a copy: z = teacher_logits.clone()")

@@ -11,7 +11,7 @@ A wrong answer is compared with the classic mistakes; the message names the one 
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import fail, passed, solutions
+from kdlab.exercises import fail, passed, run_learner, solutions
 from kdlab.losses import probability_shift
 from kdlab.metrics import same_wrong_rate
 
@@ -28,12 +28,7 @@ def check_probability_shift(fn):
     """fn(teacher_probs, labels) -> probabilities with the wrong rows' top and label entries swapped."""
     for p, y in _prob_cases():
         original = p.clone()
-        try:
-            out = fn(p, y)
-        except Exception as e:
-            fail(f"your function raised {type(e).__name__}: {e}")
-        if not isinstance(out, torch.Tensor):
-            fail(f"your function returned a {type(out).__name__}; return a tensor of the same shape as the input")
+        out = run_learner(fn, p, y, hint="return a tensor of the same shape as the input")
         if not torch.equal(p, original):
             fail("your function changed its input in place: the teacher's probabilities are used elsewhere. Work on "
                  "a copy: q = teacher_probs.clone()")

@@ -10,18 +10,11 @@ A wrong answer is compared with the classic mistakes; the message names the one 
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import fail, passed, solutions
+from kdlab.exercises import fail, passed, run_learner, solutions
 from kdlab.losses import dynamic_temperature, flsw_weight
 
 
-def _call(fn, *args):
-    try:
-        out = fn(*args)
-    except Exception as e:
-        fail(f"your function raised {type(e).__name__}: {e}")
-    if not isinstance(out, torch.Tensor):
-        fail(f"your function returned a {type(out).__name__}; return a tensor with one value per sample")
-    return out
+PER_SAMPLE = "return a tensor with one value per sample"
 
 
 def check_dynamic_temperature(fn):
@@ -34,7 +27,7 @@ def check_dynamic_temperature(fn):
     outputs = []
     for w, t0, beta in cases:
         w_in = w.clone().requires_grad_(True)
-        out = _call(fn, w_in, t0, beta)
+        out = run_learner(fn, w_in, t0, beta, hint=PER_SAMPLE)
         if out.requires_grad:
             fail("your temperatures carry a gradient: the loss could then lower itself by changing T instead of the "
                  "prediction. Compute them under torch.no_grad() or from weights.detach()")
@@ -83,7 +76,7 @@ def check_flsw_weight(fn):
     zs = torch.cat([zt[:4] * 2.0, -zt[4:6], 3 * torch.randn(10, 10, generator=g, dtype=torch.float64)])
     for gamma in (2.0, 1.0, 0.5):
         s_in = zs.clone().requires_grad_(True)
-        out = _call(fn, s_in, zt.clone(), gamma)
+        out = run_learner(fn, s_in, zt.clone(), gamma, hint=PER_SAMPLE)
         if out.requires_grad:
             fail("your weights carry a gradient: compute them under torch.no_grad() (they only set temperatures)")
         got, want = out.detach().double(), flsw_weight(zs, zt, gamma).double()

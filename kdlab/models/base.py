@@ -59,22 +59,26 @@ class StagedNet(nn.Module):
             return
         super().__setattr__(name, value)
 
+    def stage_shapes(self, image_size: int = 32) -> list[tuple[int, int, int]]:
+        """(C, H, W) of each stage output for one image_size x image_size input, from a dummy forward. Every
+        module is put in eval mode for it (so BatchNorm running stats are untouched) and its own train/eval flag
+        restored afterwards."""
+        p = next(self.parameters())
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            with torch.no_grad():
+                feats = self.features(torch.zeros(1, 3, image_size, image_size, device=p.device, dtype=p.dtype))
+        finally:
+            for m, training in modes:
+                m.training = training
+        return [tuple(f.shape[1:]) for f in feats]
+
     @property
     def stage_channels(self) -> list[int]:
-        """Channel count of each stage output, measured once with a dummy 32x32
-        forward. Every module is put in eval mode for it (so BatchNorm running
-        stats are untouched) and its own train/eval flag restored afterwards."""
+        """Channel count of each stage output, measured once (`stage_shapes` at 32x32)."""
         if self._stage_channels is None:
-            p = next(self.parameters())
-            modes = [(m, m.training) for m in self.modules()]
-            self.eval()
-            try:
-                with torch.no_grad():
-                    feats = self.features(torch.zeros(1, 3, 32, 32, device=p.device, dtype=p.dtype))
-            finally:
-                for m, training in modes:
-                    m.training = training
-            self._stage_channels = [f.shape[1] for f in feats]
+            self._stage_channels = [c for c, _, _ in self.stage_shapes()]
         return list(self._stage_channels)
 
     def extra_repr(self) -> str:
