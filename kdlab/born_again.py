@@ -5,7 +5,7 @@ from generation k; the generations' averaged predictions form an ensemble:
 
     gen1 = get_teacher(arch, data, recipe)                        # labels only
     gen2 = run_arms([Arm("generation 2", arch, KD(...), teacher=gen1)], ...)
-    gen3 = next_generation(gen2, "generation 3", KD(...), data, recipe, tag=...)   # each seed's gen2 teaches
+    gen3 = next_generation(gen2, "generation 3", KD(...), data, recipe)   # each seed's gen2 teaches
     ensemble_logits([gen1_logits, gen2_logits, gen3_logits])
 
 Choices: paired seeds carry through the chain (seed s of generation k+1 is taught by seed s of generation k);
@@ -16,7 +16,7 @@ import torch
 from kdlab.experiment import Arm, Results, run_arms
 
 
-def next_generation(previous: Results, name: str, objective, data, recipe, *, tag: str, previous_arm: str | None = None,
+def next_generation(previous: Results, name: str, objective, data, recipe, *, previous_arm: str | None = None,
                     arch: str | None = None, seeds=None, **run_kw) -> Results:
     """Train generation k+1 for every seed of `previous` (or the given `seeds`): seed s is taught by `previous`'s
     model of seed s. `previous_arm` picks the arm of `previous` that teaches (default: its only arm)."""
@@ -45,7 +45,7 @@ def next_generation(previous: Results, name: str, objective, data, recipe, *, ta
             raise ValueError("the teaching model has no .arch (it was not built by kdlab): pass arch=... for the "
                              "new generation")
         arm = Arm(name, arch or teacher.arch, objective, teacher=teacher)
-        parts.append(run_arms([arm], data, recipe, seeds=(seed,), tag=tag, **run_kw))
+        parts.append(run_arms([arm], data, recipe, seeds=(seed,), **run_kw))
     return Results(runs=_concat([p.runs for p in parts]), histories=_concat([p.histories for p in parts]),
                    models={k: v for p in parts for k, v in p.models.items()})
 

@@ -6,11 +6,17 @@ same architecture) the initial weights, so the per-seed difference removes most 
     runs = pd.DataFrame([{"arm": "hard labels", "seed": 0, "test_acc": 0.71}, ...])
     results_table(runs, "test_acc")                          # mean, std, n per arm
     paired_difference(runs, "soft targets", "hard labels")   # mean difference and its 95% t-interval
+
+Every verdict knows which way is better for its metric (`kdlab.metrics.direction`: accuracy up; loss, ECE, KL and
+the teacher's mistakes repeated down), so "better" and "worse" mean the same thing for every metric.
 """
 import math
+import numbers
 from dataclasses import dataclass
 
 import pandas as pd
+
+from kdlab import metrics
 
 
 def results_table(runs: pd.DataFrame, metrics=("test_acc",), by: str = "arm") -> pd.DataFrame:
@@ -33,21 +39,62 @@ class Difference:
     low: float
     high: float
     n: int
+    better_when: str | None = "higher"  # "higher", "lower" or None (no better side): from the metric
+    confidence: float = 0.95
 
     @property
     def significant(self) -> bool:
-        """The 95% interval excludes zero (with n >= 2 pairs)."""
+        """The interval excludes zero (with n >= 2 pairs)."""
         return self.n >= 2 and (self.low > 0 or self.high < 0)
 
+    @property
+    def better(self) -> bool:
+        """`arm` is better than `baseline`: the interval lies wholly on the metric's better side of 0."""
+        return self.significant and self.better_when is not None and \
+            ((self.low > 0) if self.better_when == "higher" else (self.high < 0))
+
+    @property
+    def verdict(self) -> str:
+        """'better' / 'worse' (or 'higher' / 'lower' for a metric with no better side) when the interval excludes
+        0, 'not distinguishable' when it contains 0, 'one seed' without an interval."""
+        if self.n < 2:
+            return "one seed"
+        if not self.significant:
+            return "not distinguishable"
+        if self.better_when is None:
+            return "higher" if self.mean > 0 else "lower"
+        return "better" if self.better else "worse"
+
     def __str__(self):
-        return (f"{self.arm} - {self.baseline} ({self.metric}): {self.mean:+.4f}, 95% interval "
-                f"[{self.low:+.4f}, {self.high:+.4f}] over {self.n} paired seeds")
+        way = f"; {self.better_when} is better" if self.better_when else ""
+        return (f"{self.arm} - {self.baseline} ({self.metric}{way}): {self.mean:+.4f}, {100 * self.confidence:g}% "
+                f"interval [{self.low:+.4f}, {self.high:+.4f}] over {self.n} paired seeds: {self.verdict}")
+
+    def interval_text(self, scale: float = 100, unit: str = "points") -> str:
+        """'+4.7 points, 95% interval [+2.6, +6.9] over 5 paired seeds'."""
+        return (f"{scale * self.mean:+.1f} {unit}, {100 * self.confidence:g}% interval [{scale * self.low:+.1f}, "
+                f"{scale * self.high:+.1f}] over {self.n} paired seeds")
+
+
+def _better_when(metric: str, higher_is_better: bool | None) -> str | None:
+    if higher_is_better is None:
+        return metrics.direction(metric)
+    if not isinstance(higher_is_better, bool):
+        raise TypeError(f"higher_is_better must be True, False or None (read from the metric), got {higher_is_better!r}")
+    return "higher" if higher_is_better else "lower"
 
 
 def paired_difference(runs: pd.DataFrame, arm: str, baseline: str, metric: str = "test_acc",
-                      by: str = "arm", seed: str = "seed", confidence: float = 0.95) -> Difference:
-    """Mean per-seed difference `arm - baseline` and its t-interval (infinite with a single pair)."""
+                      by: str = "arm", seed: str = "seed", confidence: float = 0.95,
+                      higher_is_better: bool | None = None) -> Difference:
+    """Mean per-seed difference `arm - baseline` and its t-interval (infinite with a single pair).
+
+    Which way is better comes from the metric's name (`kdlab.metrics.direction`); `higher_is_better` states it
+    for a metric kdlab does not know."""
     from scipy import stats
+    if isinstance(confidence, bool) or not isinstance(confidence, numbers.Real) or not 0 < confidence < 1:
+        raise ValueError(f"confidence is a fraction in (0, 1), e.g. 0.95 for a 95% interval; got {confidence!r}")
+    better_when = _better_when(metric, higher_is_better)
     wide = runs.pivot_table(index=seed, columns=by, values=metric, aggfunc="first")
     for a in (arm, baseline):
         if a not in wide.columns:
@@ -58,22 +105,21 @@ def paired_difference(runs: pd.DataFrame, arm: str, baseline: str, metric: str =
         raise ValueError(f"no seed has both {arm!r} and {baseline!r}: paired comparisons need shared seeds")
     mean = float(d.mean())
     if n == 1:
-        return Difference(arm, baseline, metric, mean, -math.inf, math.inf, 1)
+        return Difference(arm, baseline, metric, mean, -math.inf, math.inf, 1, better_when, confidence)
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * d.std(ddof=1) / math.sqrt(n))
-    return Difference(arm, baseline, metric, mean, mean - half, mean + half, n)
+    return Difference(arm, baseline, metric, mean, mean - half, mean + half, n, better_when, confidence)
 
 
-def difference_table(runs: pd.DataFrame, pairs, metric: str = "acc", by: str = "arm") -> pd.DataFrame:
-    """`paired_difference` for each (arm, baseline) pair, one row each, with a verdict in words: "better" or
-    "worse" when the 95% interval excludes 0, "not distinguishable" when it contains 0, "one seed" without an
-    interval."""
+def difference_table(runs: pd.DataFrame, pairs, metric: str = "acc", by: str = "arm",
+                     higher_is_better: bool | None = None) -> pd.DataFrame:
+    """`paired_difference` for each (arm, baseline) pair, one row each, with the metric's better side and a
+    verdict in words (`Difference.verdict`): "better" or "worse" when the 95% interval excludes 0, "not
+    distinguishable" when it contains 0, "one seed" without an interval."""
     rows = []
     for arm, base in pairs:
-        d = paired_difference(runs, arm, base, metric=metric, by=by)
-        verdict = ("one seed" if d.n < 2 else "not distinguishable" if not d.significant
-                   else "better" if d.mean > 0 else "worse")
+        d = paired_difference(runs, arm, base, metric=metric, by=by, higher_is_better=higher_is_better)
         rows.append({"arm": arm, "against": base, "mean diff": d.mean, "low": d.low, "high": d.high, "seeds": d.n,
-                     "verdict": verdict})
+                     "better when": d.better_when or "neither", "verdict": d.verdict})
     return pd.DataFrame(rows)
 
 
@@ -87,11 +133,59 @@ def verdict_text(table: pd.DataFrame, arm: str, against: str, scale: float = 100
             f"[{scale * r['low']:+.1f}, {scale * r['high']:+.1f}])")
 
 
-def claim(statement: str, holds: bool) -> None:
-    """Assert a notebook's claim and print one line that is the same at every scale (nbval compares it).
+ASSERTED = ("smoke", "laptop", "reduced")  # claims are asserted at these scales by default; never at full
 
-    Notebooks pass the real test at the scales where it is meaningful and an invariant at `smoke`; the
-    statement says which."""
-    if not holds:
-        raise AssertionError(f"claim does not hold in this run: {statement}")
-    print(f"claim: {statement}: holds")
+
+def _scale_name(scale) -> str:
+    from kdlab.scale import resolve_name
+    return resolve_name(getattr(scale, "name", scale))
+
+
+def _scales_text(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def claim(statement: str, holds: bool, *, scale, at=ASSERTED) -> bool:
+    """Check a notebook's claim and print one line saying whether it holds and at which scales it is asserted.
+
+    At a scale in `at` a claim that does not hold raises (the committed run and CI see it); elsewhere it is
+    reported, never raised, and `full` is never in `at`: a run of hours ends with its results printed, not an
+    AssertionError. The printed line does not depend on the scale it runs at when the claim is asserted there,
+    so nbval can compare it between the committed run and a smoke run. Returns `holds`."""
+    from kdlab.scale import SCALES
+    name = _scale_name(scale)
+    at = (at,) if isinstance(at, str) else tuple(at)
+    unknown = [a for a in at if a not in SCALES]
+    if unknown or not at or "full" in at:
+        raise ValueError(f"at= names the scales a claim is asserted at, some of {', '.join(SCALES[:3])} (never full, "
+                         f"where claims are reported), got {at!r}")
+    holds = bool(holds)
+    where = f"asserted at {_scales_text(at)}"
+    if name in at:
+        if not holds:
+            raise AssertionError(f"claim does not hold in this run ({where}): {statement}")
+        print(f"claim: {statement} ({where}): holds")
+    else:
+        print(f"claim: {statement} ({where}; reported at {name}): {'holds' if holds else 'does not hold'}")
+    return holds
+
+
+def headline(sentence: str, evidence: Difference, *, scale, tested_at=("laptop", "reduced", "full"),
+             scale_factor: float = 100, unit: str = "points") -> bool | None:
+    """The notebook's headline: its paper's central claim as one sentence, decided by a paired comparison.
+
+    Prints `headline: <sentence>: holds (<interval>)` when the interval lies wholly on the metric's better side
+    of 0, `... : does not hold (<interval>)` otherwise; never raises. At a scale outside `tested_at` (smoke) it
+    says the headline is not tested there. Returns whether it holds (None where not tested)."""
+    if not isinstance(evidence, Difference):
+        raise TypeError(f"a headline is decided by a paired comparison: pass kdlab.compare.paired_difference(...), "
+                        f"got {type(evidence).__name__}")
+    name = _scale_name(scale)
+    if name not in tested_at:
+        print(f"headline (not tested at {name} scale, too small to show it): {sentence}")
+        return None
+    holds = evidence.better
+    print(f"headline: {sentence}: {'holds' if holds else 'does not hold'} "
+          f"({evidence.arm} - {evidence.baseline}, {evidence.metric}: {evidence.interval_text(scale_factor, unit)})")
+    return holds

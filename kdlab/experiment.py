@@ -2,7 +2,7 @@
 
     arms = [Arm("hard labels", "resnet8", CrossEntropy()),
             Arm("soft targets", "resnet8", KD(temperature=4, w_ce=0, w_kd=1), teacher=teacher)]
-    res = run_arms(arms, data, recipe, seeds=(0, 1, 2), tag="01-dark-knowledge")
+    res = run_arms(arms, data, recipe, seeds=(0, 1, 2))
     res.runs                      # one row per (arm, seed): the last epoch's metrics
     res.histories                 # one row per (arm, seed, epoch): learning curves
     res.models["soft targets", 0] # the trained students, for further analysis
@@ -10,14 +10,17 @@
 Pairing: for every arm, seed s fixes the student's initial weights (same architecture, same weights), the
 data order and the augmentation, so arms differ only in what they are taught (kdlab.compare uses this).
 
-Each run checkpoints under `<KDLAB_HOME>/runs/<tag>/`, in a file named by a digest of everything that
-determines it: re-running a notebook resumes an interrupted run and reuses finished ones, and a changed
-setting gets a new file instead of an error.
+One run, made once: each run is saved under `<KDLAB_HOME>/runs/` in a file named by a digest of everything that
+determines it (`kdlab.train.run_fingerprint`: model, data, recipe, objective, teacher weights, seed, precision;
+and the splits it is evaluated on), not by the notebook or the arm's name. Any notebook that asks for the same
+run loads it; an interrupted run resumes; a changed setting is a different run. An objective kdlab cannot
+describe completely (kdlab.describe) is trained but not saved, with a message, unless the arm names it
+(`Arm(..., objective_id="...")`, your promise that the name changes whenever the objective does).
 """
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
-
 from pathlib import Path
 
 import pandas as pd
@@ -25,6 +28,7 @@ import pandas as pd
 from kdlab.losses import CrossEntropy
 from kdlab.paths import home_dir
 from kdlab.recipe import Recipe
+from kdlab.describe import Undescribable
 from kdlab.train import build, fit, run_fingerprint
 
 
@@ -36,6 +40,7 @@ class Arm:
     teacher: object = None
     recipe: Recipe | None = None  # default: the experiment's recipe
     data: object = None  # default: the experiment's data (e.g. a transfer set without one class instead)
+    objective_id: str | None = None  # a name for an objective kdlab cannot describe (see kdlab.describe)
 
 
 @dataclass
@@ -49,15 +54,21 @@ class Results:
         return results_table(self.runs, metrics)
 
 
-def _run_path(tag, arm, seed, fingerprint, home):
-    digest = hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in arm.name)
-    return home / "runs" / tag / f"{safe}-seed{seed}-{digest}.pt"
+def run_path(fingerprint: dict, eval_splits, home) -> Path:
+    """Where the run with this fingerprint, evaluated on these splits, is saved (the same in every notebook)."""
+    key = {"run": fingerprint, "eval_splits": sorted(eval_splits)}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(fingerprint["arch"]))
+    return Path(home) / "runs" / f"{safe}-seed{fingerprint['seed']}-{digest}.pt"
 
 
-def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None, progress: bool | None = None,
-             verbose: bool = False, eval_splits=("val", "test")) -> Results:
-    """Train every arm with every seed (arms inner, so early results cover all arms); return the results."""
+def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress: bool | None = None,
+             verbose: bool = False, eval_splits=("val", "test"), callback=None) -> Results:
+    """Train every arm with every seed (arms inner, so early results cover all arms); return the results.
+
+    A run that an earlier call (in this notebook or another) finished is loaded, not trained again.
+    `callback(arm_name, seed, epoch, model)`, if given, is called after every epoch trained in this call (not for
+    epochs loaded from a saved run), e.g. to follow one arm's temperatures during training."""
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be unique, got {names}")
@@ -67,11 +78,19 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, tag: str, home=None
         for arm in arms:
             d, r = arm.data or data, arm.recipe or recipe
             model = build(arm.arch, d.num_classes, seed=seed, device=d.device)
-            fp = run_fingerprint(model, d, r, arm.objective, arm.teacher, seed)
-            path = _run_path(tag, arm, seed, fp, home)
-            earlier = " (continued from an earlier, saved run)" if path.exists() else ""
+            try:
+                fp = run_fingerprint(model, d, r, arm.objective, arm.teacher, seed, arm.objective_id)
+                path = run_path(fp, [s for s in eval_splits if len(d.split(s)) > 0], home)
+                earlier = " (loaded: an earlier call made this run)" if path.exists() else ""
+            except Undescribable as e:
+                print(f"{arm.name}: not saved, trained from scratch every time: kdlab cannot describe its objective "
+                      f"completely ({e}). Give the arm objective_id='...' (a name you change whenever the "
+                      f"objective changes) to save and reuse it.")
+                path, earlier = None, ""
+            epoch_cb = None if callback is None else functools.partial(callback, arm.name, seed)
             h = fit(model, d, r, objective=arm.objective, teacher=arm.teacher, seed=seed, checkpoint=path,
-                    progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})", eval_splits=eval_splits)
+                    progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})", eval_splits=eval_splits,
+                    callback=epoch_cb, objective_id=arm.objective_id)
             last = h.iloc[-1].to_dict()
             rows.append({"arm": arm.name, "seed": seed, **{k: v for k, v in last.items() if k != "epoch"},
                          "train_seconds": float(h["seconds"].sum())})

@@ -3,10 +3,58 @@
 All functions take logits (not probabilities), run without gradient, work on CPU or CUDA tensors and
 return Python floats (except `reliability_table`, a pandas DataFrame, and `summarize`, a dict).
 """
+import difflib
+
 import torch
 
 from .losses._validate import check_labels, check_logits, check_logits_pair
 from .losses.kd import distillation_kl
+
+# Which way is better, for every number kdlab reports: verdicts (kdlab.compare), tables and plot labels all read
+# it here. None: a number with no better side (a confidence, the share of adjusted targets), said "higher"/"lower".
+DIRECTIONS = {
+    "acc": "higher", "agreement": "higher", "images_per_s": "higher",
+    "loss": "lower", "ece": "lower", "kl": "lower", "same_wrong": "lower", "seconds": "lower",
+    "train_seconds": "lower", "error": "lower",
+    "confidence": None, "lr": None, "rectified": None, "adjusted": None, "epoch": None,
+}
+_SPLITS = ("train_", "val_", "test_")
+
+
+def direction(metric: str) -> str | None:
+    """'higher' or 'lower' (which way is better) or None (neither) for a metric name, with or without a split
+    prefix: direction('test_ece') == 'lower'. Unknown names raise, saying how to state the direction."""
+    if not isinstance(metric, str):
+        raise TypeError(f"a metric is named by a string such as 'acc' or 'test_ece', got {metric!r}")
+    name = metric
+    if name not in DIRECTIONS:
+        for prefix in _SPLITS:
+            if name.startswith(prefix) and name[len(prefix):] in DIRECTIONS:
+                name = name[len(prefix):]
+                break
+    if name not in DIRECTIONS:
+        prefix = next((p for p in _SPLITS if metric.startswith(p)), "")
+        close = difflib.get_close_matches(metric[len(prefix):], list(DIRECTIONS), n=1)
+        hint = f" Did you mean {prefix + close[0]!r}?" if close else ""
+        raise KeyError(f"kdlab does not know which way is better for {metric!r}.{hint} Known metrics: "
+                       f"{', '.join(DIRECTIONS)} (each may carry a train_/val_/test_ prefix); for another one pass "
+                       f"higher_is_better=True or False")
+    return DIRECTIONS[name]
+
+
+def label(metric: str) -> str:
+    """An axis or column label that says which way is better: 'test ece (lower is better)'."""
+    text = metric.replace("_", " ")
+    way = direction(metric) if _known(metric) else None
+    return f"{text} ({way} is better)" if way else text
+
+
+def _known(metric: str) -> bool:
+    try:
+        direction(metric)
+    except (KeyError, TypeError):
+        return False
+    return True
 
 
 @torch.no_grad()

@@ -180,5 +180,5 @@ class SFTNLoss:
         return loss, stats
 
     def __repr__(self):
-        return (f"SFTNLoss(tau={self.tau:g}, lambda_t={self.lambda_t:g}, lambda_kl={self.lambda_kl:g}, "
-                f"lambda_ce={self.lambda_ce:g})")
+        return (f"SFTNLoss(tau={self.tau!r}, lambda_t={self.lambda_t!r}, lambda_kl={self.lambda_kl!r}, "
+                f"lambda_ce={self.lambda_ce!r})")

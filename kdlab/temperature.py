@@ -19,7 +19,7 @@ The sweep helpers build `kdlab.experiment.Arm`s for a grid of temperatures and w
 temperature is trained from the same seeds (paired) and reuses the cached teacher:
 
     arms = kd_arms(["resnet8", "resnet14"], temperatures=(1, 4, 16), alphas=(0.9,), teacher=teacher)
-    res = run_arms(arms, data, recipe, seeds=(0, 1), tag="02-temperature")
+    res = run_arms(arms, data, recipe, seeds=(0, 1))
     runs = with_settings(res.runs, arms)          # + columns arch, T, alpha
     best_temperatures(runs)                       # best T per student on validation, paired test intervals
 

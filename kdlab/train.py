@@ -23,10 +23,8 @@ run (another recipe, objective, teacher, data or seed) is refused, never silentl
 """
 import functools
 import hashlib
-import inspect
 import json
 import os
-import re
 import time
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from tqdm.auto import tqdm
 
 from kdlab import metrics
 from kdlab.data import Data, _mix
+from kdlab.describe import Undescribable, describe
 from kdlab.io import CheckpointError, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.models import create
@@ -160,34 +159,28 @@ def _check_classes(model, teacher, data):
                          f"data, which builds it with num_classes={data.num_classes})")
 
 
-def _describe(objective) -> str:
-    """What identifies an objective in a run's fingerprint, the same in every process.
+def describe_objective(objective, objective_id: str | None = None) -> str:
+    """The objective's part of a run's fingerprint (kdlab.describe), or the caller's name for it.
 
-    Objects with their own __repr__ (kdlab's losses) are described by it. A plain function, a lambda or an object
-    with the default repr would carry a memory address (different in every process) and nothing of its settings,
-    so they are described by their qualified name plus what determines their behaviour: a function's code,
-    constants, defaults and closure values; an object's attributes."""
-    if inspect.isfunction(objective):
-        code = objective.__code__
-        closure = [c.cell_contents for c in objective.__closure__ or ()]
-        digest = hashlib.sha256(repr((code.co_code, code.co_consts, code.co_names, objective.__defaults__,
-                                      closure)).encode()).hexdigest()[:12]
-        return f"function {objective.__module__}.{objective.__qualname__} [{digest}]"
-    if isinstance(objective, functools.partial):
-        return f"partial({_describe(objective.func)}, args={objective.args!r}, kwargs={objective.keywords!r})"
-    text = repr(objective)
-    if re.search(r" at 0x[0-9a-fA-F]+", text):
-        settings = {k: v for k, v in sorted(vars(objective).items())} if hasattr(objective, "__dict__") else {}
-        text = f"{type(objective).__module__}.{type(objective).__qualname__}({settings!r})"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", text)
+    `objective_id` is the caller's promise: a name that changes whenever the objective's behaviour does. Without
+    it, an objective kdlab cannot describe completely raises `Undescribable`."""
+    if objective_id is not None:
+        if not isinstance(objective_id, str) or not objective_id.strip():
+            raise ValueError(f"objective_id must be a non-empty string naming the objective (change it whenever the "
+                             f"objective changes), got {objective_id!r}")
+        return f"named by the caller: {objective_id}"
+    return describe(objective)
 
 
-def run_fingerprint(model, data, recipe, objective, teacher, seed) -> dict:
-    """Everything that determines a training run's result: a checkpoint made under another one is stale."""
+def run_fingerprint(model, data, recipe, objective, teacher, seed, objective_id: str | None = None) -> dict:
+    """Everything that determines a training run's result: a checkpoint made under another one is stale.
+
+    Raises `kdlab.describe.Undescribable` when the objective cannot be described and has no `objective_id`."""
     return {"format": CHECKPOINT_FORMAT, "recipe_version": RECIPE_VERSION,
             "arch": getattr(model, "arch", type(model).__name__),
             "params": sum(p.numel() for p in model.parameters()),
-            "data": data.fingerprint, "recipe": recipe.to_dict(), "objective": _describe(objective),
+            "data": data.fingerprint, "recipe": recipe.to_dict(),
+            "objective": describe_objective(objective, objective_id),
             "teacher": None if teacher is None else {"arch": getattr(teacher, "arch", type(teacher).__name__),
                                                      "weights": state_digest(teacher)},
             "seed": seed, "precision": precision(data.device)}
@@ -247,12 +240,17 @@ def show_progress(progress: bool | None = None) -> bool:
 
 def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed: int = 0, checkpoint=None,
         resume: bool = True, eval_splits=("val", "test"), progress: bool | None = None, verbose: bool = True,
-        desc: str | None = None, check_every: int = 25, callback=None) -> pd.DataFrame:
+        desc: str | None = None, check_every: int = 25, callback=None,
+        objective_id: str | None = None) -> pd.DataFrame:
     """Train `model` in place; returns the history, one row per epoch, as a DataFrame.
 
     `callback(epoch, model)`, if given, is called after each epoch trained in this call (epoch counts from 1;
     the model is in train mode: switch to eval() and back inside if it predicts) to look at the model mid-way,
     e.g. notebook 06's temperature histograms. Epochs restored from a checkpoint are not replayed.
+
+    A checkpoint is resumed only when everything that made it matches (`run_fingerprint`), the objective
+    included. An objective kdlab cannot describe completely (kdlab.describe) cannot be checked, so with a
+    checkpoint it needs `objective_id`: a name you choose and change whenever the objective changes.
 
     Columns: epoch, lr, train_loss, train_acc, train_<stat> for each statistic the objective reports, then for
     each evaluated split <split>_acc, _loss, _ece and, with a teacher, _agreement and _kl; seconds, images_per_s.
@@ -260,6 +258,13 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
                         f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
+    if objective is None and teacher is not None:
+        raise ValueError("a teacher was given but no objective, so the student would learn from the labels alone "
+                         "and the teacher would only be measured: pass objective=KD(...) (or another distillation "
+                         "loss) to distil, or drop teacher= to train on the labels")
+    if teacher is not None and teacher is model:
+        raise ValueError("the student was passed as its own teacher: a self-teacher is a separately trained, frozen "
+                         "copy (train one, e.g. with cache.get_teacher(arch, ...), then distil a fresh build(arch))")
     objective = objective if objective is not None else CrossEntropy()
     if getattr(objective, "needs_teacher", False) and teacher is None:
         raise ValueError(f"{objective!r} distils from a teacher: pass teacher=... (e.g. from kdlab.cache.get_teacher)")
@@ -272,9 +277,18 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
 
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
-    fingerprint = json.loads(json.dumps(run_fingerprint(model, data, recipe, objective, teacher, seed)))
-    history, start_epoch = [], 0
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    try:
+        fingerprint = run_fingerprint(model, data, recipe, objective, teacher, seed, objective_id)
+    except Undescribable as e:
+        if checkpoint is not None:
+            raise Undescribable(f"kdlab cannot describe this objective completely ({e}), so it could not tell a "
+                                f"checkpoint made with another objective from one made with this one. Pass "
+                                f"objective_id='a name you change whenever the objective changes', or no "
+                                f"checkpoint") from None
+        fingerprint = {"objective": f"not described ({e})"}
+    fingerprint = json.loads(json.dumps(fingerprint))
+    history, start_epoch = [], 0
     if checkpoint is not None and checkpoint.exists() and resume:
         state = load_checked(checkpoint)
         if not isinstance(state, dict) or "fingerprint" not in state:

@@ -31,7 +31,7 @@ def plot_history(histories, metric: str = "test_acc", ax=None, title: str | None
             ax.plot(h["epoch"], h[metric], marker="o" if len(h) < 20 else None, label=str(label))
         ax.legend()
     ax.set_xlabel("epoch")
-    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylabel(metrics.label(metric))  # says which way is better
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)

@@ -49,9 +49,86 @@ def test_results_table_keeps_arm_order():
         results_table(r, "val_acc")
 
 
-def test_claim_prints_or_raises(capsys):
+def test_claim_asserts_where_it_says_and_reports_elsewhere(capsys):
     from kdlab.compare import claim
-    claim("two is more than one", 2 > 1)
-    assert capsys.readouterr().out == "claim: two is more than one: holds\n"
-    with pytest.raises(AssertionError, match="does not hold in this run: one is more than two"):
-        claim("one is more than two", 1 > 2)
+    assert claim("two is more than one", 2 > 1, scale="smoke")
+    assert capsys.readouterr().out == "claim: two is more than one (asserted at smoke, laptop and reduced): holds\n"
+    with pytest.raises(AssertionError, match="does not hold in this run .*: one is more than two"):
+        claim("one is more than two", 1 > 2, scale="laptop")
+    # not asserted at this scale: reported, never raised
+    assert not claim("one is more than two", 1 > 2, scale="smoke", at=("laptop", "reduced"))
+    assert capsys.readouterr().out == ("claim: one is more than two (asserted at laptop and reduced; reported at "
+                                       "smoke): does not hold\n")
+    # at full nothing raises: hours of training end with their results printed
+    assert not claim("one is more than two", 1 > 2, scale="full")
+    assert "reported at full): does not hold" in capsys.readouterr().out
+    # the line is the same at every scale where the claim is asserted (nbval compares it)
+    claim("x", True, scale="smoke")
+    claim("x", True, scale="laptop")
+    a, b = capsys.readouterr().out.splitlines()
+    assert a == b
+    with pytest.raises(ValueError, match="never full"):
+        claim("x", True, scale="laptop", at=("laptop", "full"))
+    with pytest.raises(ValueError, match="Did you mean 'laptop'"):
+        claim("x", True, scale="lapto")
+
+
+def test_headline_holds_only_on_the_better_side_and_never_raises(capsys):
+    from kdlab.compare import headline
+    up = runs([("kd", s, 0.60 + 0.01 * s) for s in range(5)] + [("base", s, 0.55 + 0.01 * s + 0.001 * (s % 2))
+                                                                for s in range(5)])
+    d = paired_difference(up, "kd", "base")
+    assert headline("KD beats the baseline", d, scale="laptop") is True
+    out = capsys.readouterr().out
+    assert out.startswith("headline: KD beats the baseline: holds (kd - base, test_acc: +") and "5 paired seeds" in out
+    worse = paired_difference(up, "base", "kd")
+    assert headline("the baseline beats KD", worse, scale="full") is False  # full: reported, not raised
+    assert "headline: the baseline beats KD: does not hold" in capsys.readouterr().out
+    assert headline("KD beats the baseline", d, scale="smoke") is None
+    assert capsys.readouterr().out == ("headline (not tested at smoke scale, too small to show it): KD beats the "
+                                       "baseline\n")
+    # a lower-is-better metric: a negative difference is the better side
+    ece = pd.DataFrame([{"arm": a, "seed": s, "ece": v} for a, s, v in
+                        [("kd", s, 0.02 + 0.001 * s) for s in range(4)] + [("base", s, 0.05 + 0.002 * s) for s in range(4)]])
+    assert headline("KD is better calibrated", paired_difference(ece, "kd", "base", metric="ece"), scale="laptop")
+    with pytest.raises(TypeError, match="paired comparison"):
+        headline("x", 0.5, scale="laptop")
+
+
+def test_verdicts_know_which_way_is_better():
+    from kdlab.compare import difference_table
+    rows = []
+    for s in range(4):
+        rows += [{"arm": "a", "seed": s, "acc": 0.60 + 0.01 * s, "ece": 0.05 + 0.001 * s, "kl": 0.20 - 0.01 * s,
+                  "same_wrong": 0.10, "agreement": 0.80, "confidence": 0.70, "test_loss": 1.0},
+                 {"arm": "b", "seed": s, "acc": 0.55 + 0.01 * s + 0.001 * (s % 2), "ece": 0.03 + 0.0012 * s,
+                  "kl": 0.30 - 0.011 * s, "same_wrong": 0.15 - 0.001 * (s % 2), "agreement": 0.70 + 0.001 * (s % 2),
+                  "confidence": 0.60 + 0.001 * s, "test_loss": 1.2 - 0.001 * (s % 2)}]
+    r = pd.DataFrame(rows)
+    verdict = {m: difference_table(r, [("a", "b")], metric=m)["verdict"].iloc[0] for m in
+               ("acc", "ece", "kl", "same_wrong", "agreement", "confidence", "test_loss")}
+    # a is higher in acc, ece, agreement, confidence; lower in kl, same_wrong, loss
+    assert verdict == {"acc": "better", "ece": "worse", "kl": "better", "same_wrong": "better",
+                       "agreement": "better", "confidence": "higher", "test_loss": "better"}
+    assert list(difference_table(r, [("a", "b")], metric="ece")["better when"]) == ["lower"]
+    # an unknown metric says how to state its direction; stating it works
+    r["my_score"] = r["acc"]
+    with pytest.raises(KeyError, match="higher_is_better"):
+        difference_table(r, [("a", "b")], metric="my_score")
+    assert difference_table(r, [("a", "b")], metric="my_score", higher_is_better=False)["verdict"].iloc[0] == "worse"
+
+
+def test_metric_directions_and_labels():
+    from kdlab import metrics
+    assert [metrics.direction(m) for m in ("acc", "test_acc", "val_ece", "train_loss", "kl", "confidence")] == \
+        ["higher", "higher", "lower", "lower", "lower", None]
+    assert metrics.label("test_ece") == "test ece (lower is better)" and metrics.label("confidence") == "confidence"
+    with pytest.raises(KeyError, match="Did you mean 'test_ece'"):
+        metrics.direction("test_ecee")  # suggests test_ece
+
+
+@pytest.mark.parametrize("confidence", [95, 0, 1.0, -0.5, True])
+def test_a_confidence_out_of_range_is_refused(confidence):
+    r = runs([("a", s, 0.5 + 0.01 * s) for s in range(3)] + [("b", s, 0.5) for s in range(3)])
+    with pytest.raises(ValueError, match="fraction in"):
+        paired_difference(r, "a", "b", confidence=confidence)

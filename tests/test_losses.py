@@ -63,7 +63,7 @@ def test_defaults_are_repdistiller():
     zs, zt, y = tensors()
     expected = kd_loss(zs, zt, y, temperature=4.0, w_ce=0.1, w_kd=0.9)
     assert torch.equal(kd_loss(zs, zt, y), expected)
-    assert repr(KD()) == "KD(temperature=4, w_ce=0.1, w_kd=0.9)"
+    assert repr(KD()) == "KD(temperature=4.0, w_ce=0.1, w_kd=0.9)"
 
 
 def test_soft_targets_by_hand():
@@ -294,7 +294,7 @@ def test_kd_object_equals_kd_loss():
     assert obj.needs_teacher is True
     assert torch.equal(obj(zs, zt, y, index=torch.arange(8)),
                        kd_loss(zs, zt, y, temperature=2.0, w_ce=0.5, w_kd=0.5))
-    assert repr(obj) == "KD(temperature=2, w_ce=0.5, w_kd=0.5)"
+    assert repr(obj) == "KD(temperature=2.0, w_ce=0.5, w_kd=0.5)"
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])

@@ -496,7 +496,7 @@ def test_evaluate_matches_metrics(data):
 
 
 def test_fingerprint_sees_the_settings_of_functions_and_plain_objects():
-    from kdlab.train import _describe
+    from kdlab.describe import describe as _describe
 
     def make(t):
         return lambda s, t_logits, y, index=None: KD(temperature=t)(s, t_logits, y)

@@ -82,8 +82,8 @@ class DRKD:
         return self.w_ce * hard + self.w_kd * soft, {"rectified": wrong.float().mean()}
 
     def __repr__(self):
-        ls = f", label_smoothing={self.label_smoothing:g}" if self.label_smoothing else ""
-        return f"DRKD(temperature={self.temperature:g}, w_ce={self.w_ce:g}, w_kd={self.w_kd:g}{ls})"
+        ls = f", label_smoothing={self.label_smoothing!r}" if self.label_smoothing else ""
+        return f"DRKD(temperature={self.temperature!r}, w_ce={self.w_ce!r}, w_kd={self.w_kd!r}{ls})"
 
 
 def rectified_fraction(teacher_logits, labels):

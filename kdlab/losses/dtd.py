@@ -114,8 +114,8 @@ class DTD:
         return self.w_ce * hard + self.w_kd * soft, stats
 
     def __repr__(self):
-        extra = f", gamma={self.gamma:g}" if self.weight == "flsw" else ""
+        extra = f", gamma={self.gamma!r}" if self.weight == "flsw" else ""
         adj = f", adjust={self.adjust!r}" if self.adjust else ""
-        return (f"DTD(weight={self.weight!r}, t0={self.t0:g}, beta={self.beta:g}{extra}, w_ce={self.w_ce:g}, "
-                f"w_kd={self.w_kd:g}, t_squared={self.t_squared}, range=[{self.min_temperature:g}, "
-                f"{self.max_temperature:g}]{adj})")
+        return (f"DTD(weight={self.weight!r}, t0={self.t0!r}, beta={self.beta!r}{extra}, w_ce={self.w_ce!r}, "
+                f"w_kd={self.w_kd!r}, t_squared={self.t_squared}, range=[{self.min_temperature!r}, "
+                f"{self.max_temperature!r}]{adj})")

@@ -100,6 +100,6 @@ class KA:
         return self.w_ce * hard + self.w_kd * t ** 2 * kl, {"adjusted": adjusted}
 
     def __repr__(self):
-        eps = f", smoothing={self.smoothing:g}" if self.method == "lsr" else ""
-        return (f"KA(method={self.method!r}, temperature={self.temperature:g}, w_ce={self.w_ce:g}, "
-                f"w_kd={self.w_kd:g}{eps})")
+        eps = f", smoothing={self.smoothing!r}" if self.method == "lsr" else ""
+        return (f"KA(method={self.method!r}, temperature={self.temperature!r}, w_ce={self.w_ce!r}, "
+                f"w_kd={self.w_kd!r}{eps})")

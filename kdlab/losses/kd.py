@@ -88,7 +88,7 @@ class KD:
                        temperature=self.temperature, w_ce=self.w_ce, w_kd=self.w_kd)
 
     def __repr__(self):
-        return f"KD(temperature={self.temperature:g}, w_ce={self.w_ce:g}, w_kd={self.w_kd:g})"
+        return f"KD(temperature={self.temperature!r}, w_ce={self.w_ce!r}, w_kd={self.w_kd!r})"
 
 
 class CrossEntropy:
@@ -112,4 +112,4 @@ class CrossEntropy:
         return F.cross_entropy(student_logits, labels.long(), label_smoothing=self.label_smoothing)
 
     def __repr__(self):
-        return f"CrossEntropy(label_smoothing={self.label_smoothing:g})"
+        return f"CrossEntropy(label_smoothing={self.label_smoothing!r})"

@@ -173,9 +173,9 @@ class TfKDReg:
         return (1 - self.alpha) * hard + soft
 
     def __repr__(self):
-        extra = f", multiplier={self.multiplier:g}" if self.form == "code" else ""
-        return (f"TfKDReg(alpha={self.alpha:g}, temperature={self.temperature:g}, "
-                f"correct_prob={self.correct_prob:g}, form={self.form!r}{extra})")
+        extra = f", multiplier={self.multiplier!r}" if self.form == "code" else ""
+        return (f"TfKDReg(alpha={self.alpha!r}, temperature={self.temperature!r}, "
+                f"correct_prob={self.correct_prob!r}, form={self.form!r}{extra})")
 
 
 def uniform_entropy(num_classes):
