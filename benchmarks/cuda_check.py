@@ -3,7 +3,7 @@
 1. Every objective gives the same loss and student gradient on CUDA as on the CPU in fp32 (random logits).
 2. One short `fit` per objective on CUDA (bf16 autocast, channels_last, data on the device) ends with finite
    losses and the statistics the objective reports, and a checkpointed run resumes on CUDA.
-3. Prints the device, versions and seconds per epoch so a session's note can quote them.
+3. Prints the device, versions and seconds per epoch, to be quoted with the results.
 
     python benchmarks/cuda_check.py [--data-root data] [--train-size 4000]
 """

@@ -7,7 +7,7 @@ import difflib
 
 import torch
 
-from .losses._validate import check_labels, check_logits, check_logits_pair
+from kdlab.checks import check_labels, check_logits, check_logits_pair
 from .losses.kd import distillation_kl
 
 # Which way is better, for every number kdlab reports: verdicts (kdlab.compare), tables and plot labels all read

@@ -25,7 +25,7 @@ import copy
 import torch.nn as nn
 import torch.nn.functional as F
 
-from kdlab.losses._validate import check_labels, check_temperature, check_weight
+from kdlab.checks import check_labels, check_temperature, check_weight
 from kdlab.models.base import StagedNet
 
 

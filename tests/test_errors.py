@@ -1,4 +1,4 @@
-"""The catalogue of bad input and the catalogue of faults (issue 8), and docs/troubleshooting.md made from them.
+"""The catalogue of bad input and the catalogue of faults, and docs/troubleshooting.md made from them.
 
 BAD INPUT: every `Case` is one thing a learner can do wrong. Its trigger really does it (on tiny real CIFAR-10
 subsets, small fake archives in a temporary folder, or hand-made cache files); the test checks the exception
@@ -34,7 +34,7 @@ import torch
 
 import kdlab.cache
 import kdlab.data
-import kdlab.losses._validate
+import kdlab.checks
 import kdlab.sftn
 import kdlab.train
 from kdlab.cache import CacheMismatchError, get_teacher, teacher_key, teacher_path
@@ -289,7 +289,7 @@ CASES = [
          lambda ctx: KD(temperature=float("inf")), ValueError, "got inf", "typical values are 1-20"),
     Case("temperature-per-sample", "Per-sample temperatures with a zero among them, checked with "
          "`validate_temperature_values`",
-         lambda ctx: kdlab.losses._validate.validate_temperature_values(torch.tensor([4.0, 0.0])), ValueError,
+         lambda ctx: kdlab.checks.validate_temperature_values(torch.tensor([4.0, 0.0])), ValueError,
          "1 of 2 are not", "clamp per-sample temperatures"),
     Case("weight-negative", "A negative loss weight: `KD(w_ce=-0.1)`",
          lambda ctx: KD(w_ce=-0.1), ValueError, "w_ce must be a finite number >= 0, got -0.1",
@@ -470,8 +470,8 @@ CASES = [
          "use device='cpu'", no_gpu=True),
 ]
 
-# The issue's examples, each with the cases that cover it (checked below).
-ISSUE_EXAMPLES = {
+# The situations the catalogue must cover, each with the cases that cover it (checked below).
+REQUIRED_SITUATIONS = {
     "unknown dataset / model / scale name (suggest the close match)": ["unknown-dataset", "unknown-model",
                                                                        "unknown-scale"],
     "temperature <= 0, NaN or infinite": ["temperature-zero", "temperature-nan", "temperature-inf"],
@@ -706,11 +706,11 @@ def test_bad_input_names_the_problem_and_what_to_do(case, tmp_path):
     assert case.action in msg, f"{case.id}: the message does not say what to do ({case.action!r}): {msg}"
 
 
-def test_catalogue_covers_the_issue():
+def test_catalogue_covers_every_required_situation():
     ids = [c.id for c in CASES]
     assert len(ids) >= 25 and len(set(ids)) == len(ids)
     assert all(re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", i) for i in ids)
-    for example, covering in ISSUE_EXAMPLES.items():
+    for example, covering in REQUIRED_SITUATIONS.items():
         assert covering and set(covering) <= set(ids), f"{example!r}: no case {set(covering) - set(ids)}"
     for c in CASES:
         assert c.problem != c.action and "\n" not in c.situation

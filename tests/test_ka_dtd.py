@@ -1,5 +1,5 @@
 """Knowledge Adjustment and Dynamic Temperature Distillation (kdlab.losses.ka, kdlab.losses.dtd): hand-computed
-values and the properties issue 5 names, each able to fail."""
+values and the properties of each method, each able to fail."""
 import math
 
 import pytest

@@ -1,8 +1,8 @@
 #!/bin/bash
 # Packs what a bare GPU machine (no datasets, no internet) needs to run a notebook at `reduced` scale, in folders
-# small enough for one `device` call each (< 64 MiB with the checkout): CIFAR-10 as xz-compressed published
-# pickles in .devA/.devB/.devC (about 47 MB each, md5 sums beside them) and the Jupyter wheels the machine lacks
-# in .whl (cp312, manylinux). Run from the repository root; add /.devA/ /.devB/ /.devC/ to .git/info/exclude.
+# small enough for transfers limited to 64 MiB: CIFAR-10 as xz-compressed published pickles in .devA/.devB/.devC
+# (about 47 MB each, md5 sums beside them) and the Jupyter wheels the machine lacks in .whl (cp312, manylinux).
+# Run from the repository root; add /.devA/ /.devB/ /.devC/ /.whl/ to .git/info/exclude.
 set -euo pipefail
 src=data/cifar-10-batches-py
 mkdir -p .devA .devB .devC .whl

@@ -14,4 +14,4 @@ nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 start=$(date +%s)
 python3 /tmp/site/bin/jupyter-execute --inplace "notebooks/$NB" 2>&1 | grep -v "TCP without encryption" || true
 echo "notebook $NB: $(( $(date +%s) - start )) s wall"
-cp "notebooks/$NB" "$OUT/" 
+[ -z "${OUT:-}" ] || cp "notebooks/$NB" "$OUT/"

@@ -1,11 +1,12 @@
 """Exercise checkers for the notebooks: call one with your function; it tries it on inputs where the right
 answer is known and, when it is wrong, says which common mistake it looks like instead of just "wrong".
 
-    from kdlab.exercises import nb01
-    nb01.check_soft_targets(my_soft_targets)    # prints "correct: ..." or raises ExerciseFailed
-    nb01.solution("soft_targets")               # shows a reference solution (try first!)
+    from kdlab import exercises
+    exercises.dark_knowledge.check_soft_targets(my_soft_targets)  # prints "correct: ..." or raises ExerciseFailed
+    exercises.dark_knowledge.solution("soft_targets")             # shows a reference solution (try first!)
 
-One module per notebook (`nb01`, `nb02`, ...); each has `check_*` functions and a `solution(name)`.
+One module per concept, each with `check_*` functions and a `solution(name)`: `dark_knowledge`, `temperature`,
+`self_teaching`, `rectification`, `knowledge_adjustment`, `dynamic_temperature`, `student_friendly`.
 """
 import inspect
 
@@ -81,3 +82,8 @@ def solutions(module_solutions: dict, name: str):
     if name not in module_solutions:
         raise KeyError(f"no solution named {name!r}; there are: {', '.join(module_solutions)}")
     show(module_solutions[name])
+
+
+# The checkers by concept (imported last: each uses the helpers above).
+from kdlab.exercises import (dark_knowledge, dynamic_temperature, knowledge_adjustment, rectification,  # noqa: E402
+                             self_teaching, student_friendly, temperature)

@@ -17,7 +17,7 @@ Objective objects (`KD`, `CrossEntropy`, `TfKDReg`, `DRKD`, `KA`, `DTD`) share o
 `loss_fn(student_logits, teacher_logits, labels, index=None)`, and say whether they need a teacher
 (`needs_teacher`).
 """
-from ._validate import validate_temperature_values
+from kdlab.checks import validate_temperature_values
 from .drkd import DRKD, rectified_fraction, rectify, teacher_wrong
 from .dtd import DTD, cwsm_weight, dynamic_temperature, flsw_weight
 from .ka import KA, adjusted_targets, probability_shift, smoothed_one_hot

@@ -26,7 +26,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_labels, check_logits, check_logits_pair, check_temperature, check_weights
+from kdlab.checks import check_labels, check_logits, check_logits_pair, check_temperature, check_weights
 from .kd import distillation_kl
 
 

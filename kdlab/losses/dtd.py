@@ -24,7 +24,7 @@ Choices the paper leaves open (shared/methods.md: unverified), stated here and i
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_labels, check_logits_pair, check_temperature, check_weight, check_weights
+from kdlab.checks import check_labels, check_logits_pair, check_temperature, check_weight, check_weights
 from .drkd import rectify
 from .kd import distillation_kl
 

@@ -25,7 +25,7 @@ Pitfall of public code: KD_Lib's PS and LSR pass teacher probabilities as the lo
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_labels, check_logits, check_logits_pair, check_temperature, check_weight, check_weights
+from kdlab.checks import check_labels, check_logits, check_logits_pair, check_temperature, check_weight, check_weights
 from .drkd import rectify, teacher_wrong
 
 METHODS = ("ps", "lsr")

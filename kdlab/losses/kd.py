@@ -18,7 +18,7 @@ import numbers
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._validate import (check_labels, check_logits, check_logits_pair, check_temperature,
+from kdlab.checks import (check_labels, check_logits, check_logits_pair, check_temperature,
                         check_temperature_tensor, check_weights)
 
 

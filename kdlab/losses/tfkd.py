@@ -31,7 +31,7 @@ import numbers
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_labels, check_logits, check_temperature, check_weight
+from kdlab.checks import check_labels, check_logits, check_temperature, check_weight
 from .kd import KD, distillation_kl
 
 # Published Tf-KD self settings on CIFAR-100 (Tf-KD README; shared/methods.md section 3): the soft weight a,

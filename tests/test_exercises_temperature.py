@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from kdlab.exercises import ExerciseFailed, nb02
+from kdlab import exercises
+from kdlab.exercises import ExerciseFailed
 
 
 def xlogy(p):
@@ -14,9 +15,9 @@ def xlogy(p):
 # ---------------------------------------------------------------- 1. entropy
 
 def test_entropy_reference_and_clamped_solutions_pass(capsys):
-    nb02.check_entropy(nb02._entropy_solution)
-    nb02.check_entropy(lambda p: -(p * p.clamp_min(1e-12).log()).sum(-1))  # a clamp is fine too
-    nb02.check_entropy(lambda p: -(p.float() * p.float().clamp_min(1e-30).log()).sum(-1))  # float32 too
+    exercises.temperature.check_entropy(exercises.temperature._entropy_solution)
+    exercises.temperature.check_entropy(lambda p: -(p * p.clamp_min(1e-12).log()).sum(-1))  # a clamp is fine too
+    exercises.temperature.check_entropy(lambda p: -(p.float() * p.float().clamp_min(1e-30).log()).sum(-1))  # float32 too
     assert capsys.readouterr().out.count("correct:") == 3
 
 
@@ -35,7 +36,7 @@ def test_entropy_reference_and_clamped_solutions_pass(capsys):
 ])
 def test_entropy_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb02.check_entropy(wrong)
+        exercises.temperature.check_entropy(wrong)
 
 
 # ---------------------------------------------------------------- 2. the soft term's gradient
@@ -52,8 +53,8 @@ def soft_grad(z_s, z_t, T, *, t_s=None, t_t=None, power=2, mean_k=False, per_bat
 
 
 def test_soft_gradient_reference_and_autograd_solutions_pass(capsys):
-    nb02.check_soft_gradient(nb02._soft_gradient_solution)
-    nb02.check_soft_gradient(lambda z_s, z_t, T: soft_grad(z_s, z_t, T))
+    exercises.temperature.check_soft_gradient(exercises.temperature._soft_gradient_solution)
+    exercises.temperature.check_soft_gradient(lambda z_s, z_t, T: soft_grad(z_s, z_t, T))
 
     def by_autograd(z_s, z_t, T):
         z = z_s.float().requires_grad_(True)
@@ -62,7 +63,7 @@ def test_soft_gradient_reference_and_autograd_solutions_pass(capsys):
         loss.backward()
         return z.grad
 
-    nb02.check_soft_gradient(by_autograd)
+    exercises.temperature.check_soft_gradient(by_autograd)
     assert capsys.readouterr().out.count("correct:") == 3
 
 
@@ -81,13 +82,13 @@ def test_soft_gradient_reference_and_autograd_solutions_pass(capsys):
 ])
 def test_soft_gradient_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb02.check_soft_gradient(wrong)
+        exercises.temperature.check_soft_gradient(wrong)
 
 
 # ---------------------------------------------------------------- 3. the temperature for a target entropy
 
 def test_temperature_for_entropy_reference_passes(capsys):
-    nb02.check_temperature_for_entropy(nb02._temperature_for_entropy_solution)
+    exercises.temperature.check_temperature_for_entropy(exercises.temperature._temperature_for_entropy_solution)
     assert "correct:" in capsys.readouterr().out
 
 
@@ -107,7 +108,7 @@ def solve_bits(logits, target):
 def no_check(logits, target):
     """The right search for reachable targets, but no ValueError for unreachable ones."""
     K = logits.shape[-1]
-    return nb02._temperature_for_entropy_solution(logits, min(max(target, 1e-3), math.log(K) - 1e-3))
+    return exercises.temperature._temperature_for_entropy_solution(logits, min(max(target, 1e-3), math.log(K) - 1e-3))
 
 
 @pytest.mark.parametrize("wrong, message", [
@@ -119,24 +120,24 @@ def no_check(logits, target):
 ])
 def test_temperature_for_entropy_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb02.check_temperature_for_entropy(wrong)
+        exercises.temperature.check_temperature_for_entropy(wrong)
 
 
 def test_temperature_for_entropy_says_which_way_to_move():
     with pytest.raises(ExerciseFailed, match="the right T is larger"):
-        nb02.check_temperature_for_entropy(lambda z, h: 1e-3)
+        exercises.temperature.check_temperature_for_entropy(lambda z, h: 1e-3)
     with pytest.raises(ExerciseFailed, match="the right T is smaller"):
-        nb02.check_temperature_for_entropy(lambda z, h: 1e3)
+        exercises.temperature.check_temperature_for_entropy(lambda z, h: 1e3)
 
 
 def test_temperature_for_entropy_other_exception_for_unreachable_target_is_named():
     def wrong_error(logits, target):
         if target >= math.log(logits.shape[-1]) or target <= 0:
             raise RuntimeError("cannot")
-        return nb02._temperature_for_entropy_solution(logits, target)
+        return exercises.temperature._temperature_for_entropy_solution(logits, target)
 
     with pytest.raises(ExerciseFailed, match="raise ValueError, not RuntimeError"):
-        nb02.check_temperature_for_entropy(wrong_error)
+        exercises.temperature.check_temperature_for_entropy(wrong_error)
 
 
 # ---------------------------------------------------------------- solutions
@@ -144,10 +145,10 @@ def test_temperature_for_entropy_other_exception_for_unreachable_target_is_named
 @pytest.mark.parametrize("name, snippet", [("entropy", "xlogy"), ("soft_gradient", "T * (p_s - p_t) / B"),
                                            ("temperature_for_entropy", "bisect")])
 def test_solutions_print_their_source(capsys, name, snippet):
-    nb02.solution(name)
+    exercises.temperature.solution(name)
     assert snippet in capsys.readouterr().out
 
 
 def test_unknown_solution_names_the_ones_there_are():
     with pytest.raises(KeyError, match="entropy"):
-        nb02.solution("nope")
+        exercises.temperature.solution("nope")

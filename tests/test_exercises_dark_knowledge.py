@@ -3,12 +3,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import ExerciseFailed, nb01
+from kdlab import exercises
+from kdlab.exercises import ExerciseFailed
 
 
 def test_right_answers_pass(capsys):
-    nb01.check_soft_targets(lambda z, T: torch.softmax(z / T, dim=1))
-    nb01.check_kd_loss(nb01._kd_loss_solution)
+    exercises.dark_knowledge.check_soft_targets(lambda z, T: torch.softmax(z / T, dim=1))
+    exercises.dark_knowledge.check_kd_loss(exercises.dark_knowledge._kd_loss_solution)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -21,7 +22,7 @@ def test_right_answers_pass(capsys):
 ])
 def test_soft_target_mistakes_are_named(fn, fragment):
     with pytest.raises(ExerciseFailed, match=fragment):
-        nb01.check_soft_targets(fn)
+        exercises.dark_knowledge.check_soft_targets(fn)
 
 
 def _kd(t2=True, swap=False, mean=False, ce_t=False, probs=False):
@@ -46,13 +47,13 @@ def _kd(t2=True, swap=False, mean=False, ce_t=False, probs=False):
 ])
 def test_kd_loss_mistakes_are_named(kw, fragment):
     with pytest.raises(ExerciseFailed, match=fragment):
-        nb01.check_kd_loss(_kd(**kw))
+        exercises.dark_knowledge.check_kd_loss(_kd(**kw))
 
 
 def test_crashes_and_solutions(capsys):
     with pytest.raises(ExerciseFailed, match="raised ZeroDivisionError"):
-        nb01.check_soft_targets(lambda z, T: 1 / 0)
-    nb01.solution("kd_loss")
+        exercises.dark_knowledge.check_soft_targets(lambda z, T: 1 / 0)
+    exercises.dark_knowledge.solution("kd_loss")
     assert "batchmean" in capsys.readouterr().out
     with pytest.raises(KeyError, match="soft_targets"):
-        nb01.solution("nope")
+        exercises.dark_knowledge.solution("nope")

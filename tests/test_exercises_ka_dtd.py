@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import ExerciseFailed, nb05, nb06
+from kdlab import exercises
+from kdlab.exercises import ExerciseFailed
 from kdlab.losses import dynamic_temperature, flsw_weight, probability_shift
 from kdlab.metrics import same_wrong_rate
 
@@ -47,9 +48,9 @@ def _shift_all_rows(p, y):  # also "fixes" right rows: a no-op there, so this on
 # ---------------------------------------------------------------- 05.1 probability shift
 
 def test_probability_shift_reference_and_kdlab_pass(capsys):
-    nb05.check_probability_shift(nb05._probability_shift_solution)
-    nb05.check_probability_shift(probability_shift)
-    nb05.check_probability_shift(_shift_all_rows)
+    exercises.knowledge_adjustment.check_probability_shift(exercises.knowledge_adjustment._probability_shift_solution)
+    exercises.knowledge_adjustment.check_probability_shift(probability_shift)
+    exercises.knowledge_adjustment.check_probability_shift(_shift_all_rows)
     assert capsys.readouterr().out.count("correct:") == 3
 
 
@@ -66,14 +67,14 @@ def test_probability_shift_reference_and_kdlab_pass(capsys):
 ])
 def test_probability_shift_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb05.check_probability_shift(wrong)
+        exercises.knowledge_adjustment.check_probability_shift(wrong)
 
 
 # ---------------------------------------------------------------- 05.2 genetic-error rate
 
 def test_genetic_error_rate_reference_and_kdlab_pass(capsys):
-    nb05.check_genetic_error_rate(nb05._genetic_error_rate_solution)
-    nb05.check_genetic_error_rate(same_wrong_rate)
+    exercises.knowledge_adjustment.check_genetic_error_rate(exercises.knowledge_adjustment._genetic_error_rate_solution)
+    exercises.knowledge_adjustment.check_genetic_error_rate(same_wrong_rate)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -104,14 +105,14 @@ def _both_wrong(s, t, y):
 ])
 def test_genetic_error_rate_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb05.check_genetic_error_rate(wrong)
+        exercises.knowledge_adjustment.check_genetic_error_rate(wrong)
 
 
 # ---------------------------------------------------------------- 06.1 dynamic temperature
 
 def test_dynamic_temperature_reference_and_kdlab_pass(capsys):
-    nb06.check_dynamic_temperature(nb06._dynamic_temperature_solution)
-    nb06.check_dynamic_temperature(lambda w, t0, b: dynamic_temperature(w, t0, b))
+    exercises.dynamic_temperature.check_dynamic_temperature(exercises.dynamic_temperature._dynamic_temperature_solution)
+    exercises.dynamic_temperature.check_dynamic_temperature(lambda w, t0, b: dynamic_temperature(w, t0, b))
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -130,14 +131,14 @@ def test_dynamic_temperature_reference_and_kdlab_pass(capsys):
 ])
 def test_dynamic_temperature_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb06.check_dynamic_temperature(wrong)
+        exercises.dynamic_temperature.check_dynamic_temperature(wrong)
 
 
 # ---------------------------------------------------------------- 06.2 FLSW weight
 
 def test_flsw_weight_reference_and_kdlab_pass(capsys):
-    nb06.check_flsw_weight(nb06._flsw_weight_solution)
-    nb06.check_flsw_weight(flsw_weight)
+    exercises.dynamic_temperature.check_flsw_weight(exercises.dynamic_temperature._flsw_weight_solution)
+    exercises.dynamic_temperature.check_flsw_weight(flsw_weight)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -156,4 +157,4 @@ def _cos(s, t):
 ])
 def test_flsw_weight_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb06.check_flsw_weight(wrong)
+        exercises.dynamic_temperature.check_flsw_weight(wrong)

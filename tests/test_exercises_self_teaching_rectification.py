@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import ExerciseFailed, nb03, nb04
+from kdlab import exercises
+from kdlab.exercises import ExerciseFailed
 
 
 def one_hot(y, k):
@@ -13,7 +14,7 @@ def one_hot(y, k):
 # ---------------------------------------------------------------- 03.1 smoothed labels
 
 def test_smoothed_labels_reference_passes(capsys):
-    nb03.check_smoothed_labels(nb03._smoothed_labels_solution)
+    exercises.self_teaching.check_smoothed_labels(exercises.self_teaching._smoothed_labels_solution)
     assert "correct:" in capsys.readouterr().out
 
 
@@ -28,15 +29,15 @@ def test_smoothed_labels_reference_passes(capsys):
 ])
 def test_smoothed_labels_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb03.check_smoothed_labels(wrong)
+        exercises.self_teaching.check_smoothed_labels(wrong)
 
 
 # ---------------------------------------------------------------- 03.2 ensemble
 
 def test_ensemble_reference_and_kdlab_pass(capsys):
     from kdlab.born_again import ensemble_logits
-    nb03.check_ensemble(nb03._ensemble_solution)
-    nb03.check_ensemble(ensemble_logits)
+    exercises.self_teaching.check_ensemble(exercises.self_teaching._ensemble_solution)
+    exercises.self_teaching.check_ensemble(ensemble_logits)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -49,21 +50,21 @@ def test_ensemble_reference_and_kdlab_pass(capsys):
 ])
 def test_ensemble_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb03.check_ensemble(wrong)
+        exercises.self_teaching.check_ensemble(wrong)
 
 
 # ---------------------------------------------------------------- 04.1 rectify
 
 def test_rectify_reference_and_kdlab_pass(capsys):
     from kdlab.losses import rectify
-    nb04.check_rectify(nb04._rectify_solution)
-    nb04.check_rectify(rectify)
+    exercises.rectification.check_rectify(exercises.rectification._rectify_solution)
+    exercises.rectification.check_rectify(rectify)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
 def _in_place(z, y):
     z[0, 0] = 9.0
-    return nb04._rectify_solution(z, y)
+    return exercises.rectification._rectify_solution(z, y)
 
 
 def _copy_not_swap(z, y):
@@ -84,15 +85,15 @@ def _copy_not_swap(z, y):
 ])
 def test_rectify_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb04.check_rectify(wrong)
+        exercises.rectification.check_rectify(wrong)
 
 
 # ---------------------------------------------------------------- 04.2 batchmean weight
 
 def test_batchmean_weight_reference_and_kdlab_pass(capsys):
     from kdlab.losses import batchmean_weight
-    nb04.check_batchmean_weight(nb04._batchmean_weight_solution)
-    nb04.check_batchmean_weight(batchmean_weight)
+    exercises.rectification.check_batchmean_weight(exercises.rectification._batchmean_weight_solution)
+    exercises.rectification.check_batchmean_weight(batchmean_weight)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -105,4 +106,4 @@ def test_batchmean_weight_reference_and_kdlab_pass(capsys):
 ])
 def test_batchmean_weight_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb04.check_batchmean_weight(wrong)
+        exercises.rectification.check_batchmean_weight(wrong)

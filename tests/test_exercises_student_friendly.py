@@ -3,7 +3,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab.exercises import ExerciseFailed, nb07
+from kdlab import exercises
+from kdlab.exercises import ExerciseFailed
 from kdlab.sftn import branch_kl, transform_stride
 
 
@@ -12,8 +13,8 @@ def _lp(z, tau):
 
 
 def test_branch_kl_reference_and_kdlab_pass(capsys):
-    nb07.check_branch_kl(nb07._branch_kl_solution)
-    nb07.check_branch_kl(branch_kl)
+    exercises.student_friendly.check_branch_kl(exercises.student_friendly._branch_kl_solution)
+    exercises.student_friendly.check_branch_kl(branch_kl)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -31,12 +32,12 @@ def test_branch_kl_reference_and_kdlab_pass(capsys):
 ])
 def test_branch_kl_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb07.check_branch_kl(wrong)
+        exercises.student_friendly.check_branch_kl(wrong)
 
 
 def test_transform_stride_reference_and_kdlab_pass(capsys):
-    nb07.check_transform_stride(nb07._transform_stride_solution)
-    nb07.check_transform_stride(transform_stride)
+    exercises.student_friendly.check_transform_stride(exercises.student_friendly._transform_stride_solution)
+    exercises.student_friendly.check_transform_stride(transform_stride)
     assert capsys.readouterr().out.count("correct:") == 2
 
 
@@ -50,4 +51,4 @@ def test_transform_stride_reference_and_kdlab_pass(capsys):
 ])
 def test_transform_stride_mistakes_are_named(wrong, message):
     with pytest.raises(ExerciseFailed, match=message):
-        nb07.check_transform_stride(wrong)
+        exercises.student_friendly.check_transform_stride(wrong)
