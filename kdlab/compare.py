@@ -137,8 +137,8 @@ ASSERTED = ("smoke", "laptop", "reduced")  # claims are asserted at these scales
 
 
 def _scale_name(scale) -> str:
-    from kdlab.scale import resolve_name
-    return resolve_name(getattr(scale, "name", scale))
+    from kdlab.scale import current_name, resolve_name
+    return current_name() if scale is None else resolve_name(getattr(scale, "name", scale))
 
 
 def _scales_text(names) -> str:
@@ -146,13 +146,14 @@ def _scales_text(names) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
-def claim(statement: str, holds: bool, *, scale, at=ASSERTED) -> bool:
+def claim(statement: str, holds: bool, *, at=ASSERTED, scale=None) -> None:
     """Check a notebook's claim and print one line saying whether it holds and at which scales it is asserted.
 
     At a scale in `at` a claim that does not hold raises (the committed run and CI see it); elsewhere it is
-    reported, never raised, and `full` is never in `at`: a run of hours ends with its results printed, not an
+    reported, never raised, and `full` is never in `at`. `scale` (a Scale or its name) defaults to the one
+    `kdlab.get_scale()` last returned: a run of hours ends with its results printed, not an
     AssertionError. The printed line does not depend on the scale it runs at when the claim is asserted there,
-    so nbval can compare it between the committed run and a smoke run. Returns `holds`."""
+    so nbval can compare it between the committed run and a smoke run."""
     from kdlab.scale import SCALES
     name = _scale_name(scale)
     at = (at,) if isinstance(at, str) else tuple(at)
@@ -168,24 +169,22 @@ def claim(statement: str, holds: bool, *, scale, at=ASSERTED) -> bool:
         print(f"claim: {statement} ({where}): holds")
     else:
         print(f"claim: {statement} ({where}; reported at {name}): {'holds' if holds else 'does not hold'}")
-    return holds
 
 
-def headline(sentence: str, evidence: Difference, *, scale, tested_at=("laptop", "reduced", "full"),
-             scale_factor: float = 100, unit: str = "points") -> bool | None:
+def headline(sentence: str, evidence: Difference, *, scale=None, tested_at=("laptop", "reduced", "full"),
+             scale_factor: float = 100, unit: str = "points") -> None:
     """The notebook's headline: its paper's central claim as one sentence, decided by a paired comparison.
 
     Prints `headline: <sentence>: holds (<interval>)` when the interval lies wholly on the metric's better side
     of 0, `... : does not hold (<interval>)` otherwise; never raises. At a scale outside `tested_at` (smoke) it
-    says the headline is not tested there. Returns whether it holds (None where not tested)."""
+    says the headline is not tested there."""
     if not isinstance(evidence, Difference):
         raise TypeError(f"a headline is decided by a paired comparison: pass kdlab.compare.paired_difference(...), "
                         f"got {type(evidence).__name__}")
     name = _scale_name(scale)
     if name not in tested_at:
         print(f"headline (not tested at {name} scale, too small to show it): {sentence}")
-        return None
+        return
     holds = evidence.better
     print(f"headline: {sentence}: {'holds' if holds else 'does not hold'} "
           f"({evidence.arm} - {evidence.baseline}, {evidence.metric}: {evidence.interval_text(scale_factor, unit)})")
-    return holds

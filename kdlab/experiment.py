@@ -54,16 +54,18 @@ class Results:
         return results_table(self.runs, metrics)
 
 
-def run_path(fingerprint: dict, eval_splits, home) -> Path:
+def run_path(fingerprint: dict, eval_splits, home, eval_every: int = 1) -> Path:
     """Where the run with this fingerprint, evaluated on these splits, is saved (the same in every notebook)."""
     key = {"run": fingerprint, "eval_splits": sorted(eval_splits)}
+    if eval_every != 1:  # the history differs (the weights do not)
+        key["eval_every"] = eval_every
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in str(fingerprint["arch"]))
     return Path(home) / "runs" / f"{safe}-seed{fingerprint['seed']}-{digest}.pt"
 
 
 def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress: bool | None = None,
-             verbose: bool = False, eval_splits=("val", "test"), callback=None) -> Results:
+             verbose: bool = False, eval_splits=("val", "test"), eval_every: int = 1, callback=None) -> Results:
     """Train every arm with every seed (arms inner, so early results cover all arms); return the results.
 
     A run that an earlier call (in this notebook or another) finished is loaded, not trained again.
@@ -80,7 +82,7 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress
             model = build(arm.arch, d.num_classes, seed=seed, device=d.device)
             try:
                 fp = run_fingerprint(model, d, r, arm.objective, arm.teacher, seed, arm.objective_id)
-                path = run_path(fp, [s for s in eval_splits if len(d.split(s)) > 0], home)
+                path = run_path(fp, [s for s in eval_splits if len(d.split(s)) > 0], home, eval_every)
                 earlier = " (loaded: an earlier call made this run)" if path.exists() else ""
             except Undescribable as e:
                 print(f"{arm.name}: not saved, trained from scratch every time: kdlab cannot describe its objective "
@@ -90,7 +92,7 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress
             epoch_cb = None if callback is None else functools.partial(callback, arm.name, seed)
             h = fit(model, d, r, objective=arm.objective, teacher=arm.teacher, seed=seed, checkpoint=path,
                     progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})", eval_splits=eval_splits,
-                    callback=epoch_cb, objective_id=arm.objective_id)
+                    callback=epoch_cb, objective_id=arm.objective_id, eval_every=eval_every)
             last = h.iloc[-1].to_dict()
             rows.append({"arm": arm.name, "seed": seed, **{k: v for k, v in last.items() if k != "epoch"},
                          "train_seconds": float(h["seconds"].sum())})

@@ -114,8 +114,18 @@ def resolve_name(name: str | None = None) -> str:
     return key
 
 
+_chosen: list = []  # the scale get_scale() last returned: claims and headlines read it (kdlab.compare)
+
+
+def current_name() -> str:
+    """The name of the scale `get_scale` last returned in this process, else `resolve_name()`."""
+    return _chosen[-1].name if _chosen else resolve_name()
+
+
 def get_scale(name: str | None = None, *, announce: bool = True, **overrides) -> Scale:
-    """The scale to run at, with optional field overrides; prints its banner unless `announce=False`."""
+    """The scale to run at, with optional field overrides; prints its banner unless `announce=False`.
+
+    It becomes the scale that `kdlab.compare.claim` and `headline` check at unless they are told another."""
     scale = PRESETS[resolve_name(name)]
     if overrides:
         unknown = set(overrides) - set(scale.__dataclass_fields__)
@@ -127,6 +137,7 @@ def get_scale(name: str | None = None, *, announce: bool = True, **overrides) ->
         scale = replace(scale, **overrides)
     if announce:
         print(scale.banner())
+    _chosen[:] = [scale]
     return scale
 
 

@@ -241,7 +241,7 @@ def show_progress(progress: bool | None = None) -> bool:
 def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed: int = 0, checkpoint=None,
         resume: bool = True, eval_splits=("val", "test"), progress: bool | None = None, verbose: bool = True,
         desc: str | None = None, check_every: int = 25, callback=None,
-        objective_id: str | None = None) -> pd.DataFrame:
+        objective_id: str | None = None, eval_every: int = 1) -> pd.DataFrame:
     """Train `model` in place; returns the history, one row per epoch, as a DataFrame.
 
     `callback(epoch, model)`, if given, is called after each epoch trained in this call (epoch counts from 1;
@@ -251,6 +251,9 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     A checkpoint is resumed only when everything that made it matches (`run_fingerprint`), the objective
     included. An objective kdlab cannot describe completely (kdlab.describe) cannot be checked, so with a
     checkpoint it needs `objective_id`: a name you choose and change whenever the objective changes.
+
+    `eval_every` evaluates the splits every that many epochs and always after the last (other epochs' rows have
+    no split columns): evaluating 2,000 test images costs about as much as training 1,500 on a CPU.
 
     Columns: epoch, lr, train_loss, train_acc, train_<stat> for each statistic the objective reports, then for
     each evaluated split <split>_acc, _loss, _ece and, with a teacher, _agreement and _kl; seconds, images_per_s.
@@ -269,6 +272,11 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     if getattr(objective, "needs_teacher", False) and teacher is None:
         raise ValueError(f"{objective!r} distils from a teacher: pass teacher=... (e.g. from kdlab.cache.get_teacher)")
     _check_classes(model, teacher, data)
+    if isinstance(eval_splits, str):
+        raise TypeError(f"eval_splits is a list of split names, e.g. ({eval_splits!r},), not the string {eval_splits!r}")
+    for name, v in (("eval_every", eval_every), ("check_every", check_every)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
     eval_splits = [s for s in eval_splits if len(data.split(s)) > 0]
     device = data.device
     model.to(device, memory_format=torch.channels_last)
@@ -359,7 +367,7 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                 row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen,
                        "train_acc": float(correct) / seen}
                 row.update({f"train_{k}": float(v) / seen for k, v in stat_sums.items()})
-                for s in eval_splits:
+                for s in eval_splits if (epoch + 1) % eval_every == 0 or epoch + 1 == recipe.epochs else ():
                     row.update({f"{s}_{k}": v for k, v in
                                 evaluate(model, data, s, teacher_logits=teacher_eval.get(s)).items()})
                 row["seconds"] = time.perf_counter() - t0

@@ -62,8 +62,9 @@ def main(argv=None):
         _slow = args.slow
         _steps_per_epoch = len(data.loader("train", RECIPE.batch_size))
         model = build("resnet8", data.num_classes, seed=0, device="cpu")
+        # objective_id: the function reads globals (a call counter, the delay) that differ between processes
         history = fit(model, data, RECIPE, objective=cross_entropy, seed=0, checkpoint=checkpoint,
-                      eval_splits=(), progress=False, verbose=True)
+                      eval_splits=(), progress=False, verbose=True, objective_id="cross-entropy")
         torch.save({"state": model.state_dict(), "history": history[HISTORY_COLUMNS].to_dict("list")}, out)
     else:
         from kdlab.cache import get_teacher

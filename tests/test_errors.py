@@ -38,7 +38,9 @@ import kdlab.checks
 import kdlab.sftn
 import kdlab.train
 from kdlab.cache import CacheMismatchError, get_teacher, teacher_key, teacher_path
+from kdlab.compare import paired_difference
 from kdlab.data import DataError, ImageSet, get_data, load
+from kdlab.describe import Undescribable
 from kdlab.io import CheckpointError, save_atomic
 from kdlab.losses import KD, CrossEntropy, kd_loss
 from kdlab.models import create
@@ -247,6 +249,19 @@ def _kd_tensors(K_student=10, K_teacher=10, labels=(0, 1, 2, 3)):
             torch.tensor(labels))
 
 
+def _undescribable_with_checkpoint(ctx):
+    gen = torch.Generator().manual_seed(0)
+
+    def noisy(s, t, y, i):
+        return torch.nn.functional.cross_entropy(s, y) + 0 * torch.rand((), generator=gen)
+    ctx.fit(objective=noisy, checkpoint=ctx.dir / "run.pt")
+
+
+def _paired_runs():
+    import pandas as pd
+    return pd.DataFrame([{"arm": a, "seed": s, "my_score": 0.5 + 0.01 * s} for a in ("a", "b") for s in range(3)])
+
+
 # ---------------------------------------------------------------- the bad-input catalogue
 
 @dataclass(frozen=True)
@@ -367,6 +382,25 @@ CASES = [
          lambda ctx: kd_loss(_kd_tensors()[0], None, _kd_tensors()[2]), TypeError, "teacher_logits is None",
          "pass the teacher's logits for the same batch"),
     # training settings
+    Case("teacher-without-objective", "A teacher passed to `fit` without an objective",
+         lambda ctx: ctx.fit(teacher=ctx.model()), ValueError, "a teacher was given but no objective",
+         "pass objective=KD(...)"),
+    Case("student-is-its-own-teacher", "The student passed as its own teacher: `fit(m, ..., objective=KD(), teacher=m)`",
+         lambda ctx: (lambda m: ctx.fit(model=m, objective=KD(), teacher=m))(ctx.model()), ValueError,
+         "the student was passed as its own teacher", "train one, e.g. with cache.get_teacher"),
+    Case("objective-undescribable", "A checkpointed run whose objective reads a random generator",
+         _undescribable_with_checkpoint, Undescribable, "cannot describe this objective completely",
+         "Pass objective_id="),
+    Case("eval-splits-string", 'The splits to evaluate given as one string: `eval_splits="test"`',
+         lambda ctx: ctx.fit(eval_splits="test"), TypeError, "eval_splits is a list of split names",
+         "e.g. ('test',)"),
+    Case("metric-direction-unknown", "A paired difference of a metric kdlab does not know",
+         lambda ctx: paired_difference(_paired_runs(), "a", "b", metric="my_score"), KeyError,
+         "does not know which way is better for 'my_score'", "pass higher_is_better=True or False"),
+    Case("confidence-percent", "A confidence level given in percent: `paired_difference(..., confidence=95)`",
+         lambda ctx: paired_difference(_paired_runs(), "a", "b", metric="my_score", confidence=95,
+                                       higher_is_better=True), ValueError,
+         "confidence is a fraction in (0, 1)", "e.g. 0.95 for a 95% interval"),
     Case("recipe-epochs-zero", "A recipe of 0 epochs: `Recipe(epochs=0)`",
          lambda ctx: Recipe(epochs=0), ValueError, "epochs must be an int >= 1, got 0", "use e.g. epochs=10"),
     Case("recipe-lr-zero", "A learning rate of 0: `Recipe(epochs=10, lr=0)`",

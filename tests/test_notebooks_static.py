@@ -48,7 +48,39 @@ def test_notebook_has_the_standard_parts(path):
         for o in c.get("outputs", []):
             for line in _text(o).splitlines():
                 assert line.startswith("claim: ") and line.endswith(": holds"), f"{path.name}: checked cell prints {line!r}"
+                # a claim not asserted at smoke prints another line there, so nbval would compare unlike lines
+                assert "reported at" not in line and "smoke" in line, f"{path.name}: {line!r} is not asserted at smoke"
     markdown = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     for part in ("## Exercises", "## What to try next", "## References", "## Pitfalls"):
         assert part in markdown, f"{path.name}: no '{part}' section"
     assert "$$" in markdown, f"{path.name}: the math is missing"
+
+
+# Notebooks whose headline (their paper's central claim, tested on paired seeds) is still to be settled at the
+# committed scale: each prints no headline line yet. Strict: once one does, it must leave this set.
+NO_HEADLINE_YET = {"02_temperature.ipynb", "05_knowledge_adjustment.ipynb", "06_dynamic_temperature.ipynb",
+                   "07_student_friendly_teachers.ipynb"}
+
+
+def _headline_params():
+    for p in NOTEBOOKS:
+        marks = [pytest.mark.xfail(strict=True, reason="no headline yet")] if p.name in NO_HEADLINE_YET else []
+        yield pytest.param(p, id=p.name, marks=marks)
+
+
+@pytest.mark.parametrize("path", list(_headline_params()))
+def test_committed_run_shows_its_headline_holding(path):
+    nb = json.loads(path.read_text())
+    code = _code(nb)
+    text = "\n".join(_text(o) for c in code for o in c.get("outputs", []))
+    lines = [l for l in text.splitlines() if l.startswith("headline")]
+    assert len(lines) == 1, f"{path.name}: {len(lines)} headline lines in the committed outputs (one expected)"
+    assert re.match(r"headline: .+: holds \(.+ over \d+ paired seeds\)$", lines[0]), \
+        f"{path.name}: the committed run's headline does not hold: {lines[0]!r}"
+    # stated in the prose before the training that tests it
+    cells = nb["cells"]
+    first_markdown = next(i for i, c in enumerate(cells) if c["cell_type"] == "markdown"
+                          and "**Headline**" in "".join(c["source"]))
+    printed = next(i for i, c in enumerate(cells) if c["cell_type"] == "code"
+                   and "headline(" in "".join(c["source"]))
+    assert first_markdown < printed, f"{path.name}: the headline must be stated before the run that tests it"

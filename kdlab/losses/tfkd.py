@@ -76,7 +76,7 @@ def self_kd(alpha, temperature, *, multiplier=None, num_classes=None):
         raise ValueError("pass multiplier and num_classes together (a published mean-reduction setting and the "
                          "number of classes it was tuned on), or neither (alpha is then a batchmean weight)")
     w_kd = alpha if multiplier is None else batchmean_weight(alpha, multiplier, num_classes)
-    return KD(temperature=temperature, w_ce=1 - alpha, w_kd=w_kd)
+    return KD(temperature=temperature, w_ce=round(1 - alpha, 15), w_kd=w_kd)  # 0.1, not 0.09999999999999998
 
 
 def published_self(model_name, num_classes=PUBLISHED_NUM_CLASSES):
