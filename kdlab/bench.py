@@ -63,6 +63,11 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
         num_classes: int | None = None) -> dict:
     """Images/s and peak GPU memory (MiB; NaN on the CPU) of both pipelines: {"kdlab": (ips, mib), ...}.
     `num_classes` sizes the models' heads (default: the dataset's); labels stay the dataset's."""
+    for name, value, least in (("steps", steps, 1), ("warmup", warmup, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"workers must be an integer >= 0 (DataLoader worker processes), got {workers!r}")
     from torchvision import transforms
 
     from kdlab import data as kdata

@@ -261,6 +261,10 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     if not isinstance(recipe, Recipe):
         raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
                         f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
+    if isinstance(objective, torch.nn.modules.loss._Loss):
+        raise TypeError(f"{type(objective).__name__}() is torch's loss, called as loss(input, target); kdlab objectives "
+                        f"are called as objective(student_logits, teacher_logits, labels, index): use "
+                        f"kdlab.losses.CrossEntropy() or KD(...), or wrap yours in a function of those four arguments")
     if objective is None and teacher is not None:
         raise ValueError("a teacher was given but no objective, so the student would learn from the labels alone "
                          "and the teacher would only be measured: pass objective=KD(...) (or another distillation "
