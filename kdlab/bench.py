@@ -73,7 +73,7 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
     from kdlab import data as kdata
     from kdlab.losses import KD, CrossEntropy
     from kdlab.models import create
-    from kdlab.train import build, resolve_device, train_step
+    from kdlab.train import _scaler, build, resolve_device, train_step
 
     device = resolve_device(device)
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
@@ -89,9 +89,10 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
     student = build(model, K, seed=0, device=device)
     t_model = build(teacher, K, seed=1, device=device).eval() if teacher else None
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model)
+    scaler = _scaler(device)  # fp16 on GPUs without bf16, as fit trains there
+    step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model, scaler)
     results["kdlab"] = _timed(step, _forever(loader), warmup, steps, device, batch_size)
-    del data, loader, student, t_model, opt, step  # the conventional pipeline's peak memory must not count them
+    del data, loader, student, t_model, opt, step, scaler  # the conventional pipeline's peak memory must not count them
     if device.type == "cuda":
         import gc
         gc.collect()

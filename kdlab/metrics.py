@@ -16,7 +16,7 @@ DIRECTIONS = {
     "acc": "higher", "agreement": "higher", "images_per_s": "higher",
     "loss": "lower", "ece": "lower", "kl": "lower", "same_wrong": "lower", "seconds": "lower",
     "train_seconds": "lower", "error": "lower",
-    "confidence": None, "lr": None, "rectified": None, "adjusted": None, "epoch": None,
+    "confidence": None, "lr": None, "rectified": None, "adjusted": None, "skipped": None, "epoch": None,
 }
 _SPLITS = ("train_", "val_", "test_")
 

@@ -615,3 +615,55 @@ def test_callback_is_not_replayed_for_epochs_restored_from_a_checkpoint(data, re
     calls = []
     train(data, checkpoint=checkpoint, callback=lambda epoch, model: calls.append(epoch))
     assert calls == []
+
+
+# ---------------------------------------------------------------- precision: fp16 with a gradient scaler
+
+class Overflow:
+    """Cross-entropy whose loss is multiplied by 1e30 at one step: its fp16-scaled gradients overflow."""
+
+    def __init__(self, at_step):
+        self.at, self.calls = at_step, 0
+
+    def __call__(self, s, t, y, index=None):
+        self.calls += 1
+        return torch.nn.functional.cross_entropy(s, y) * (1e30 if self.calls == self.at else 1.0)
+
+
+def test_fp16_trains_with_a_scaler_and_reports_skipped_steps(data, monkeypatch, one_thread):
+    monkeypatch.setenv("KDLAB_PRECISION", "fp16")
+    model = build("resnet8", data.num_classes, seed=0, device="cpu")
+    history = fit(model, data, RECIPE, objective=Overflow(at_step=3), seed=0, eval_splits=("val",),
+                  objective_id="ce-overflowing-once", **QUIET)
+    assert history.attrs["fingerprint"]["precision"] == "fp16"
+    assert history["train_skipped"].iloc[0] > 0  # the overflowing step was skipped, and said so
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert history["val_acc"].notna().all()
+
+
+def test_fp16_resume_restores_the_loss_scale_and_ends_identical(data, tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("KDLAB_PRECISION", "fp16")
+    whole = build("resnet8", data.num_classes, seed=0, device="cpu")
+    fit(whole, data, RECIPE, seed=0, eval_splits=(), **QUIET)
+
+    def stop_in_epoch_2(epoch, model):
+        if epoch == 2:
+            raise RuntimeError("stopped")
+    ckpt = tmp_path / "run.pt"
+    part = build("resnet8", data.num_classes, seed=0, device="cpu")
+    with pytest.raises(RuntimeError, match="stopped"):
+        fit(part, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, callback=stop_in_epoch_2, **QUIET)
+    assert load_checked(ckpt)["epoch"] == 1 and load_checked(ckpt)["scaler"]["scale"] > 0
+    resumed = build("resnet8", data.num_classes, seed=0, device="cpu")
+    fit(resumed, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, **QUIET)
+    assert_same_weights(resumed.state_dict(), whole.state_dict())
+
+
+def test_precision_switch(monkeypatch):
+    cpu = torch.device("cpu")
+    for p in ("bf16", "fp16", "fp32"):
+        monkeypatch.setenv("KDLAB_PRECISION", p)
+        assert train_module.precision(cpu) == p
+    monkeypatch.setenv("KDLAB_PRECISION", "half")
+    with pytest.raises(ValueError, match="KDLAB_PRECISION must be one of bf16, fp16, fp32"):
+        train_module.precision(cpu)
