@@ -10,8 +10,8 @@ rectified targets); `index` is each sample's position in the dataset's published
 `teacher_logits` is None when there is no teacher; an objective with `needs_teacher = True` requires one.
 
 What the loop does for speed (small CIFAR models are launch- and data-bound): data stays on the device
-(kdlab.data), the model and the batches are channels_last (faster on CPUs too), bf16 autocast on CUDA and on
-CPUs with native bf16 instructions (`cpu_bf16`), the
+(kdlab.data), the model and the batches are channels_last (faster on CPUs too), half precision where it pays
+(`precision`: bf16 autocast on GPUs and CPUs with native bf16, fp16 with a gradient scaler on older GPUs), the
 teacher runs in eval mode under `torch.inference_mode()`, and nothing synchronises with the host inside a step
 (losses are summed on the device; a non-finite loss is looked for every `check_every` steps).
 
