@@ -20,6 +20,7 @@ describe completely (kdlab.describe) is trained but not saved, with a message, u
 import functools
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,6 @@ class Results:
 
 def check_seeds(seeds) -> tuple:
     """Seeds as a tuple of distinct Python ints (numpy integers welcome), or an error that says what to pass."""
-    import numbers
     if isinstance(seeds, (numbers.Integral, str)) or not hasattr(seeds, "__iter__"):
         raise TypeError(f"seeds is a list of seeds, e.g. (0, 1, 2) or range(3), got {seeds!r}")
     out = tuple(seeds)
@@ -88,15 +88,13 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress
     A run that an earlier call (in this notebook or another) finished is loaded, not trained again.
     `callback(arm_name, seed, epoch, model)`, if given, is called after every epoch trained in this call (not for
     epochs loaded from a saved run), e.g. to follow one arm's temperatures during training."""
-    seeds = check_seeds(seeds)
-    if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
-                        f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
-    arms = list(arms) if not isinstance(arms, Arm) else [arms]
+    seeds, recipe = check_seeds(seeds), Recipe.required(recipe)
+    arms = [arms] if isinstance(arms, Arm) else list(arms)
+    if not arms:
+        raise ValueError("arms is empty: pass at least one Arm(name, arch, objective)")
     not_arms = [a for a in arms if not isinstance(a, Arm)]
-    if not arms or not_arms:
-        raise TypeError(f"arms must be a non-empty list of kdlab.experiment.Arm, got {not_arms[0]!r}" if not_arms else
-                        "arms is empty: pass at least one Arm(name, arch, objective)")
+    if not_arms:
+        raise TypeError(f"arms must be kdlab.experiment.Arm objects, got {not_arms[0]!r}")
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be unique, got {names}")

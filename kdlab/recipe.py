@@ -66,6 +66,14 @@ class Recipe:
             bad(f"peak must be in (0, 1), got {self.peak}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
 
+    @staticmethod
+    def required(recipe) -> "Recipe":
+        """`recipe` itself if it is a Recipe, else a TypeError saying how to make one."""
+        if not isinstance(recipe, Recipe):
+            raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
+                            f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
+        return recipe
+
     def to_dict(self):
         return asdict(self)
 

@@ -293,9 +293,7 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     Columns: epoch, lr, train_loss, train_acc, train_<stat> for each statistic the objective reports, then for
     each evaluated split <split>_acc, _loss, _ece and, with a teacher, _agreement and _kl; seconds, images_per_s.
     """
-    if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
-                        f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
+    Recipe.required(recipe)
     if isinstance(objective, torch.nn.modules.loss._Loss):
         raise TypeError(f"{type(objective).__name__}() is torch's loss, called as loss(input, target); kdlab objectives "
                         f"are called as objective(student_logits, teacher_logits, labels, index): use "
