@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from kdlab import metrics
 from kdlab.data import Data, _mix
 from kdlab.describe import Undescribable, describe
-from kdlab.io import CheckpointError, load_checked, save_atomic
+from kdlab.io import CheckpointError, check_writable, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.models import create
 from kdlab.recipe import RECIPE_VERSION, Recipe
@@ -279,9 +279,10 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
         objective_id: str | None = None, eval_every: int = 1) -> pd.DataFrame:
     """Train `model` in place; returns the history, one row per epoch, as a DataFrame.
 
-    `callback(epoch, model)`, if given, is called after each epoch trained in this call (epoch counts from 1;
-    the model is in train mode: switch to eval() and back inside if it predicts) to look at the model mid-way,
-    e.g. notebook 06's temperature histograms. Epochs restored from a checkpoint are not replayed.
+    `callback(epoch, model)`, if given, is called after each epoch trained in this call, once its checkpoint is
+    saved (epoch counts from 1; the model is in train mode: switch to eval() and back inside if it predicts), to
+    look at the model mid-way, e.g. notebook 06's temperature histograms. Epochs restored from a checkpoint are
+    not replayed.
 
     A checkpoint is resumed only when everything that made it matches (`run_fingerprint`), the objective
     included. An objective kdlab cannot describe completely (kdlab.describe) cannot be checked, so with a
@@ -324,6 +325,8 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     scaler = _scaler(device)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and not checkpoint.is_dir():
+        check_writable(checkpoint.parent)  # now, not after the first epoch
     try:
         fingerprint = run_fingerprint(model, data, recipe, objective, teacher, seed, objective_id)
     except Undescribable as e:
@@ -413,13 +416,13 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                 row["seconds"] = time.perf_counter() - t0
                 row["images_per_s"] = seen / train_seconds
                 history.append(row)
-                if callback is not None:
-                    callback(epoch + 1, model)
                 if checkpoint is not None:
                     save_atomic({"fingerprint": json.dumps(fingerprint), "epoch": epoch + 1,
                                  "scaler": None if scaler is None else scaler.state_dict(),
                                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                  "history": history}, checkpoint)
+                if callback is not None:  # after the save: a callback that raises loses no training
+                    callback(epoch + 1, model)
                 if verbose:
                     (bar.write if progress else print)(_summary(row, recipe.epochs))
                 elif row.get("train_skipped", 0) > 0.05:  # never silent: many fp16 steps had overflowing gradients

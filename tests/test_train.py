@@ -646,13 +646,13 @@ def test_fp16_resume_restores_the_loss_scale_and_ends_identical(data, tmp_path, 
     whole = build("resnet8", data.num_classes, seed=0, device="cpu")
     fit(whole, data, RECIPE, seed=0, eval_splits=(), **QUIET)
 
-    def stop_in_epoch_2(epoch, model):
-        if epoch == 2:
+    def stop_after_epoch_1(epoch, model):
+        if epoch == 1:
             raise RuntimeError("stopped")
     ckpt = tmp_path / "run.pt"
     part = build("resnet8", data.num_classes, seed=0, device="cpu")
     with pytest.raises(RuntimeError, match="stopped"):
-        fit(part, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, callback=stop_in_epoch_2, **QUIET)
+        fit(part, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, callback=stop_after_epoch_1, **QUIET)
     assert load_checked(ckpt)["epoch"] == 1 and load_checked(ckpt)["scaler"]["scale"] > 0
     resumed = build("resnet8", data.num_classes, seed=0, device="cpu")
     fit(resumed, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, **QUIET)
@@ -667,3 +667,23 @@ def test_precision_switch(monkeypatch):
     monkeypatch.setenv("KDLAB_PRECISION", "half")
     with pytest.raises(ValueError, match="KDLAB_PRECISION must be one of bf16, fp16, fp32"):
         train_module.precision(cpu)
+
+
+def test_a_callback_that_raises_keeps_that_epochs_checkpoint(data, tmp_path, one_thread):
+    def broken(epoch, model):
+        raise ValueError("a bug in the learner's callback")
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(ValueError, match="learner's callback"):
+        fit(build("resnet8", data.num_classes, seed=0, device="cpu"), data, RECIPE, seed=0, eval_splits=(),
+            checkpoint=ckpt, callback=broken, **QUIET)
+    assert load_checked(ckpt)["epoch"] == 1  # the epoch it had trained is saved
+
+
+def test_an_unwritable_checkpoint_path_fails_before_the_first_epoch(data, tmp_path):
+    from kdlab.io import CheckpointError
+    (tmp_path / "a_file").write_text("x")
+    never = Scripted(epoch=1, step=1, exc=AssertionError("trained before checking the folder"))
+    with pytest.raises(CheckpointError, match="cannot write to"):
+        fit(build("resnet8", data.num_classes, seed=0, device="cpu"), data, RECIPE, objective=never,
+            checkpoint=tmp_path / "a_file" / "run.pt", **QUIET)
+    assert never.calls == []
