@@ -26,7 +26,7 @@ from kdlab.models import canonical
 from kdlab.paths import home_dir
 from kdlab.recipe import RECIPE_VERSION, Recipe
 from kdlab.sftn import SFTN, SFTNLoss
-from kdlab.train import build, evaluate, fit, resolve_device, state_digest
+from kdlab.train import StaleCheckpointError, build, evaluate, fit, resolve_device, state_digest
 
 
 class CacheMismatchError(CheckpointError):
@@ -184,8 +184,13 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
             model = SFTN(model, student, image_size=data.train.images.shape[-1]).to(device)
             objective = SFTNLoss(model, **settings)
         partial = path.with_suffix(".partial.pt")
-        history = fit(model, data, recipe, objective=objective, seed=seed, checkpoint=partial, progress=progress,
-                      verbose=verbose, desc=what)
+        try:
+            history = fit(model, data, recipe, objective=objective, seed=seed, checkpoint=partial, progress=progress,
+                          verbose=verbose, desc=what)
+        except StaleCheckpointError as e:  # fit's advice (resume=False, another path) is not get_teacher's to take
+            raise CacheMismatchError(f"{partial} is a partly trained teacher from a different run "
+                                     f"({getattr(e, 'differences', e)}), e.g. another precision or data. Delete it "
+                                     f"to train this teacher from the start.") from e
         if sftn:
             model = model.export_teacher()
         metrics = evaluate(model, data, "test")

@@ -346,8 +346,10 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
         stored = json.loads(state["fingerprint"])
         if stored != fingerprint:
             diff = "; ".join(_differences(stored, fingerprint)[:6])
-            raise StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "
+            err = StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "
                                        f"or pass another checkpoint path (or resume=False to overwrite it).")
+            err.differences = diff  # for callers whose own advice differs (kdlab.cache)
+            raise err
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
