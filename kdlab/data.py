@@ -21,6 +21,7 @@ synthetic stand-in.
 """
 import difflib
 import hashlib
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,10 +234,26 @@ def _read_tiny_imagenet(folder: Path):
     return classes, train, val
 
 
+_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "tiny-imagenet-200": "tiny-imagenet-200"}
+_MARKERS = {"cifar10": "batches.meta", "cifar100": "meta", "tiny-imagenet-200": "wnids.txt"}
+
+
+def _what_is_there(name, root) -> str:
+    """Why the published folder was not found, when something is there that looks like it."""
+    folder, marker = Path(root) / _FOLDERS[name], _MARKERS[name]
+    if folder.is_symlink() and not folder.exists():
+        return f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist"
+    if (folder / folder.name / marker).exists():
+        return f"it is nested one level too deep, in {folder / folder.name}: move that folder up into {root}"
+    if folder.is_dir():
+        return f"{folder} exists but has no {marker}: the copy or extraction is incomplete (delete it and copy again)"
+    return f"{name} is not in {root}"
+
+
 def _no_data_error(name, root, err):
-    hint = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "tiny-imagenet-200": "tiny-imagenet-200"}
+    hint = _FOLDERS
     return DataError(
-        f"{name} is not in {root} and could not be downloaded ({type(err).__name__}: {err}).\n"
+        f"{_what_is_there(name, root)}, and it could not be downloaded ({type(err).__name__}: {err}).\n"
         f"To fix: on a machine with internet, run `python -m kdlab data {name}` once; offline, copy the "
         f"extracted published folder `{hint[name]}/` into {root} (or point KDLAB_DATA at the folder that "
         f"holds it).")
@@ -252,9 +269,7 @@ def load(name: str = "cifar10", root=None, download: bool = True):
     if root.exists() and not root.is_dir():
         raise DataError(f"the data folder {root} is a file, not a folder. Point KDLAB_DATA (or root=) at the "
                         f"folder that holds the datasets, or move the file away.")
-    folder = root / {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python",
-                     "tiny-imagenet-200": "tiny-imagenet-200"}[name]
-    marker = {"cifar10": "batches.meta", "cifar100": "meta", "tiny-imagenet-200": "wnids.txt"}[name]
+    folder, marker = root / _FOLDERS[name], _MARKERS[name]
     if not (folder / marker).exists():
         if not download:
             raise _no_data_error(name, root, FileNotFoundError(f"no {folder / marker}"))

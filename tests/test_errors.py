@@ -281,6 +281,30 @@ def _rewrite_batch(folder: Path, name: str, transform):
         pickle.dump(entry, f)
 
 
+def _offline_with(arrange):
+    """No network, and a data folder arranged by `arrange(data_root)` (a nested, partial or linked copy)."""
+    def trigger(ctx):
+        root = ctx.dir / "data"
+        root.mkdir()
+        arrange(root)
+        ctx.mp.setenv("KDLAB_DATA", str(root))
+        ctx.mp.setattr("torchvision.datasets.CIFAR10", _offline)
+        get_data("cifar10", train_size=100, val_size=50, test_size=100, device="cpu")
+    return trigger
+
+
+def _nested(root):
+    write_fake_cifar10(root / "cifar-10-batches-py")  # root/cifar-10-batches-py/cifar-10-batches-py/...
+
+
+def _half_extracted(root):
+    (write_fake_cifar10(root) / "batches.meta").unlink()
+
+
+def _dangling_link(root):
+    (root / "cifar-10-batches-py").symlink_to(root / "moved-away")
+
+
 # ---------------------------------------------------------------- the bad-input catalogue
 
 @dataclass(frozen=True)
@@ -485,6 +509,14 @@ CASES = [
     Case("cifar-pickle-with-code", "A `batches.meta` that carries code (a pickle naming a callable)",
          _cifar(lambda f: (f / "batches.meta").write_bytes(pickle.dumps(_Payload(f / "ran")))), DataError,
          "which a published CIFAR batch file never does", "Delete <dir>/cifar-10-batches-py and download again"),
+    Case("cifar-nested", "A CIFAR-10 folder copied one level too deep (cifar-10-batches-py/cifar-10-batches-py/)",
+         _offline_with(_nested), DataError, "nested one level too deep", "move that folder up into <dir>/data"),
+    Case("cifar-half-extracted", "A half-extracted CIFAR-10 folder (no batches.meta) and no network",
+         _offline_with(_half_extracted), DataError, "exists but has no batches.meta",
+         "the copy or extraction is incomplete (delete it and copy again)"),
+    Case("cifar-dangling-link", "The CIFAR-10 folder is a symbolic link to a folder that was moved",
+         _offline_with(_dangling_link), DataError, "is a symbolic link to <dir>/data/moved-away, which does not exist",
+         "could not be downloaded"),
     Case("tiny-partial", "A partial Tiny ImageNet folder (no val/val_annotations.txt)",
          _tiny(lambda f: (f / "val" / "val_annotations.txt").unlink()), DataError, "val_annotations.txt is missing",
          "Delete it and download again"),
