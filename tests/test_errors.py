@@ -516,7 +516,7 @@ CASES = [
          "the copy or extraction is incomplete (delete it and copy again)"),
     Case("cifar-dangling-link", "The CIFAR-10 folder is a symbolic link to a folder that was moved",
          _offline_with(_dangling_link), DataError, "is a symbolic link to <dir>/data/moved-away, which does not exist",
-         "could not be downloaded"),
+         "copy the extracted published folder `cifar-10-batches-py/`"),
     Case("tiny-partial", "A partial Tiny ImageNet folder (no val/val_annotations.txt)",
          _tiny(lambda f: (f / "val" / "val_annotations.txt").unlink()), DataError, "val_annotations.txt is missing",
          "Delete it and download again"),
