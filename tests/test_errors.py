@@ -887,3 +887,18 @@ def test_spellings_of_a_model_share_one_cached_teacher():
     data = _small_data()
     assert teacher_key("RESNET8", data, RECIPE, 0, "test") == teacher_key("resnet8", data, RECIPE, 0, "test")
     assert teacher_key(" ResNet8 ", data, RECIPE, 0, "test")["arch"] == "resnet8"
+
+
+def test_plausible_arguments_of_other_types_are_accepted_or_named():
+    import numpy as np
+    from kdlab.experiment import check_seeds
+    from kdlab.scale import PRESETS, resolve_name
+    assert check_seeds(np.arange(3)) == (0, 1, 2) and check_seeds(range(2)) == (0, 1)
+    assert resolve_name(PRESETS["laptop"]) == "laptop"  # the Scale where its name goes
+    r = Recipe(epochs=2, extra={"weight": np.float32(0.5), "sizes": np.array([1, 2]), "n": np.int64(3)})
+    assert r.extra == {"weight": 0.5, "sizes": [1, 2], "n": 3}
+    json.dumps(r.to_dict())  # plain, so it can go into a cache key
+    with pytest.raises(ValueError, match="not a plain setting"):
+        Recipe(epochs=2, extra={"model": object()})
+    with pytest.raises(ValueError, match="repeat a seed"):
+        check_seeds((0, 0))
