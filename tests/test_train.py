@@ -687,3 +687,10 @@ def test_an_unwritable_checkpoint_path_fails_before_the_first_epoch(data, tmp_pa
         fit(build("resnet8", data.num_classes, seed=0, device="cpu"), data, RECIPE, objective=never,
             checkpoint=tmp_path / "a_file" / "run.pt", **QUIET)
     assert never.calls == []
+
+
+def test_a_student_passed_as_its_own_teacher_is_refused_and_left_trainable(data):
+    m = build("resnet8", data.num_classes, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="its own teacher"):
+        fit(m, data, RECIPE, objective=KD(), teacher=m, **QUIET)
+    assert all(p.requires_grad for p in m.parameters())  # a later fit(m) still trains it
