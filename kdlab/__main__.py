@@ -15,7 +15,7 @@ def main(argv=None):
     from kdlab.io import CheckpointError
     try:
         return _main(argv)
-    except (ValueError, TypeError, KeyError, DataError, CheckpointError, OSError) as e:
+    except (ValueError, TypeError, KeyError, DataError, CheckpointError, OSError, RuntimeError) as e:  # said, not traced
         message = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"kdlab: error: {message}", file=sys.stderr)
         return 2
