@@ -10,12 +10,30 @@ import sys
 
 
 def main(argv=None):
+    """Runs a command; a user's mistake (a wrong name, a bad value, missing data) prints one line, no traceback."""
+    from kdlab.data import DataError
+    from kdlab.io import CheckpointError
+    try:
+        return _main(argv)
+    except (ValueError, TypeError, KeyError, DataError, CheckpointError, OSError, RuntimeError) as e:  # said, not traced
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"kdlab: error: {message}", file=sys.stderr)
+        return 2
+
+
+def _no_arguments(cmd, rest):
+    if rest:
+        raise ValueError(f"'{cmd}' takes no arguments, got {' '.join(rest)!r}; run 'python -m kdlab --help'")
+
+
+def _main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
     cmd, rest = argv[0], argv[1:]
     if cmd == "info":
+        _no_arguments(cmd, rest)
         import kdlab
         from kdlab.paths import data_dir, home_dir
         from kdlab.scale import get_scale
@@ -24,6 +42,7 @@ def main(argv=None):
         get_scale()
         return 0
     if cmd == "scales":
+        _no_arguments(cmd, rest)
         from kdlab.scale import table
         print(table().to_string())
         return 0

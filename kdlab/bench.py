@@ -63,12 +63,17 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
         num_classes: int | None = None) -> dict:
     """Images/s and peak GPU memory (MiB; NaN on the CPU) of both pipelines: {"kdlab": (ips, mib), ...}.
     `num_classes` sizes the models' heads (default: the dataset's); labels stay the dataset's."""
+    for name, value, least in (("steps", steps, 1), ("warmup", warmup, 0), ("batch_size", batch_size, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"workers must be an integer >= 0 (DataLoader worker processes), got {workers!r}")
     from torchvision import transforms
 
     from kdlab import data as kdata
     from kdlab.losses import KD, CrossEntropy
     from kdlab.models import create
-    from kdlab.train import build, resolve_device, train_step
+    from kdlab.train import _scaler, build, resolve_device, train_step
 
     device = resolve_device(device)
     workers = min(4, os.cpu_count() or 1) if workers is None else workers
@@ -84,9 +89,10 @@ def run(model: str = "resnet8", teacher: str | None = None, batch_size: int = 12
     student = build(model, K, seed=0, device=device)
     t_model = build(teacher, K, seed=1, device=device).eval() if teacher else None
     opt = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-    step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model)
+    scaler = _scaler(device)  # fp16 on GPUs without bf16, as fit trains there
+    step = lambda x, y, idx: train_step(student, opt, objective, x, y, idx, t_model, scaler)
     results["kdlab"] = _timed(step, _forever(loader), warmup, steps, device, batch_size)
-    del data, loader, student, t_model, opt, step  # the conventional pipeline's peak memory must not count them
+    del data, loader, student, t_model, opt, step, scaler  # the conventional pipeline's peak memory must not count them
     if device.type == "cuda":
         import gc
         gc.collect()

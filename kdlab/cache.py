@@ -14,24 +14,48 @@ Files are loaded with `weights_only=True`.
 import fcntl
 import hashlib
 import json
+import numbers
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from kdlab.io import CheckpointError, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
+from kdlab.models import canonical
 from kdlab.paths import home_dir
 from kdlab.recipe import RECIPE_VERSION, Recipe
 from kdlab.sftn import SFTN, SFTNLoss
-from kdlab.train import build, evaluate, fit, resolve_device, state_digest
+from kdlab.train import StaleCheckpointError, build, evaluate, fit, resolve_device, state_digest
 
 
 class CacheMismatchError(CheckpointError):
     """A cache file whose key or weights are not what its name promises."""
 
 
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+def _check_label(scale):
+    """A scale label becomes part of a file name: a plain name, never a path."""
+    if scale is None:
+        return None
+    if not isinstance(scale, str):
+        raise TypeError(f"scale= is the scale's name, e.g. scale.name or 'laptop', got {type(scale).__name__}")
+    if not _LABEL.fullmatch(scale) or ".." in scale:
+        raise ValueError(f"scale={scale!r} is not a plain name (letters, digits, '_', '-', '.'; no '/' or '..'): it "
+                         f"becomes part of the cached teacher's file name. Pass the scale's name, e.g. scale.name")
+    return scale
+
+
 def teacher_key(arch: str, data, recipe: Recipe, seed: int = 0, scale: str | None = None,
                 sftn: dict | None = None) -> dict:
+    arch, scale = canonical(arch), _check_label(scale)  # before any path is built from them
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    seed = int(seed)
+    if sftn is not None:
+        sftn = {**sftn, "student": canonical(_sftn_settings(sftn)["student"])}
     key = {"kind": "teacher", "arch": arch, "num_classes": data.num_classes, "data": data.fingerprint,
            "scale": scale, "recipe": recipe.to_dict(), "objective": repr(CrossEntropy()), "seed": seed,
            "recipe_version": RECIPE_VERSION}
@@ -139,7 +163,8 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
     teacher instead (`kdlab.sftn`: student branches during training, same recipe and seed); the file and the
     returned model hold the plain teacher, branches dropped, and the history logs the branch terms."""
     device = resolve_device(device if device is not None else data.device)
-    key = teacher_key(arch, data, recipe, seed, scale, sftn)
+    key = teacher_key(arch, data, recipe, seed, scale, sftn)  # checks every name first
+    arch, seed = key["arch"], key["seed"]
     path = teacher_path(key, home)
     with _exclusive(path.with_suffix(".lock")):
         if path.exists():
@@ -159,8 +184,13 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
             model = SFTN(model, student, image_size=data.train.images.shape[-1]).to(device)
             objective = SFTNLoss(model, **settings)
         partial = path.with_suffix(".partial.pt")
-        history = fit(model, data, recipe, objective=objective, seed=seed, checkpoint=partial, progress=progress,
-                      verbose=verbose, desc=what)
+        try:
+            history = fit(model, data, recipe, objective=objective, seed=seed, checkpoint=partial, progress=progress,
+                          verbose=verbose, desc=what)
+        except StaleCheckpointError as e:  # fit's advice (resume=False, another path) is not get_teacher's to take
+            raise CacheMismatchError(f"{partial} is a partly trained teacher from a different run "
+                                     f"({getattr(e, 'differences', e)}), e.g. another precision or data. Delete it "
+                                     f"to train this teacher from the start.") from e
         if sftn:
             model = model.export_teacher()
         metrics = evaluate(model, data, "test")

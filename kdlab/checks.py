@@ -118,7 +118,8 @@ def check_logits_pair(student_logits, teacher_logits):
 
 
 def check_labels(labels, logits, name="labels"):
-    """Check class-index labels: 1-D integer tensor of length B on the logits' device."""
+    """Check class-index labels: 1-D integer tensor of length B on the logits' device, within the K classes
+    (`logits` may also be a shape (B, K) with a device: see `check_class_labels`)."""
     if not isinstance(labels, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of class indices, got {type(labels).__name__}")
     if labels.dtype == torch.bool or labels.is_floating_point() or labels.is_complex():
@@ -139,3 +140,16 @@ def check_labels(labels, logits, name="labels"):
             raise ValueError(f"{name} span [{lo}, {hi}] but the logits have {k} classes: {name} must be "
                              f"0..{k - 1}. Check that the model has one output per class of the dataset, and how "
                              f"the labels were built")
+
+
+class _Shape:
+    """The shape and device of logits not yet made (for checking labels before building targets from them)."""
+
+    def __init__(self, rows, num_classes, device):
+        self.shape, self.device = (rows, num_classes), device
+
+
+def check_class_labels(labels, num_classes, name="labels"):
+    """`check_labels` for labels that will index `num_classes` classes (no logits at hand)."""
+    rows = labels.shape[0] if isinstance(labels, torch.Tensor) and labels.dim() else 0
+    check_labels(labels, _Shape(rows, num_classes, getattr(labels, "device", None)), name)

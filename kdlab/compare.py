@@ -150,9 +150,9 @@ def claim(statement: str, holds: bool, *, at=ASSERTED, scale=None) -> None:
     """Check a notebook's claim and print one line saying whether it holds and at which scales it is asserted.
 
     At a scale in `at` a claim that does not hold raises (the committed run and CI see it); elsewhere it is
-    reported, never raised, and `full` is never in `at`. `scale` (a Scale or its name) defaults to the one
-    `kdlab.get_scale()` last returned: a run of hours ends with its results printed, not an
-    AssertionError. The printed line does not depend on the scale it runs at when the claim is asserted there,
+    reported, never raised, and `full` is never in `at`: a run of hours ends with its results printed, not an
+    AssertionError. `scale` (a Scale or its name) defaults to the one `kdlab.get_scale()` last returned. The printed
+    line does not depend on the scale it runs at when the claim is asserted there,
     so nbval can compare it between the committed run and a smoke run."""
     from kdlab.scale import SCALES
     name = _scale_name(scale)

@@ -21,6 +21,7 @@ synthetic stand-in.
 """
 import difflib
 import hashlib
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,20 +81,60 @@ class ImageSet:
 
 # ---------------------------------------------------------------- reading the published layouts
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Reads the published CIFAR batch files and nothing else: dicts, lists, strings, bytes, numbers and numpy
+    arrays. A pickle naming any other callable (which plain `pickle.load` would call, running its code) is refused."""
+
+    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+                ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+                ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it asks to load {module}.{name}, which a published CIFAR batch file never "
+                                     f"does (it could run code), so kdlab refused to read it")
+
+
 def _unpickle(path: Path, what: str):
     if not path.is_file():
         raise DataError(f"{what}: {path} is missing. The folder is incomplete: delete {path.parent} and let "
                         f"kdlab download it again, or copy a complete extracted archive there.")
     try:
         with open(path, "rb") as f:
-            return pickle.load(f, encoding="latin1")
+            return _BatchUnpickler(f, encoding="latin1").load()
     except Exception as e:  # truncated or corrupt pickles raise many types
-        raise DataError(f"{what}: {path} is truncated or corrupt ({type(e).__name__}: {e}). Delete "
-                        f"{path.parent} and download again.") from e
+        raise DataError(f"{what}: {path} is truncated or corrupt, or not a CIFAR batch file ({type(e).__name__}: {e}). "
+                        f"Delete {path.parent} and download again.") from e
+
+
+def _pixels(entry, path_for_errors) -> np.ndarray:
+    """One batch's `data` as the published (N, 3072) uint8 rows, or an error that says what was found instead."""
+    data = np.asarray(entry["data"])
+    where = f"{path_for_errors}: the 'data' array"
+    if data.ndim == 4 and data.shape[1:] == (32, 32, 3):
+        raise DataError(f"{where} has shape {data.shape}, channels last (N, 32, 32, 3); the published layout is "
+                        f"(N, 3072) in channel-first order. Re-save it as data.transpose(0, 3, 1, 2).reshape(N, 3072)")
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{where} has shape {data.shape}; the published layout is (N, 3072): 3 x 32 x 32 uint8 "
+                        f"pixels per row, channel first")
+    if data.dtype != np.uint8:
+        if not np.issubdtype(data.dtype, np.number):
+            raise DataError(f"{where} holds {data.dtype} values, not pixels; the published files hold uint8")
+        lo, hi = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+        if np.issubdtype(data.dtype, np.floating) and hi <= 1.0:
+            raise DataError(f"{where} holds {data.dtype} values in [{lo:g}, {hi:g}]: pixels scaled to [0, 1]. The "
+                            f"published files hold uint8 in [0, 255]: re-save it as (data * 255).round().astype(uint8)")
+        if lo < 0 or hi > 255 or (np.issubdtype(data.dtype, np.floating) and not np.all(data == np.round(data))):
+            raise DataError(f"{where} holds {data.dtype} values in [{lo:g}, {hi:g}], not whole pixel values in "
+                            f"[0, 255]; the published files hold uint8")
+        data = data.astype(np.uint8)
+    return data
 
 
 def _cifar_rows(entries, label_key, path_for_errors):
-    rows = np.concatenate([np.asarray(e["data"], dtype=np.uint8).reshape(-1, 3072) for e in entries])
+    rows = np.concatenate([_pixels(e, path_for_errors) for e in entries])
     labels = np.concatenate([np.asarray(e[label_key], dtype=np.int64) for e in entries])
     if len(rows) != len(labels):
         raise DataError(f"{path_for_errors}: {len(rows)} images but {len(labels)} labels; the files are corrupt. "
@@ -193,10 +234,26 @@ def _read_tiny_imagenet(folder: Path):
     return classes, train, val
 
 
+_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "tiny-imagenet-200": "tiny-imagenet-200"}
+_MARKERS = {"cifar10": "batches.meta", "cifar100": "meta", "tiny-imagenet-200": "wnids.txt"}
+
+
+def _what_is_there(name, root) -> str:
+    """Why the published folder was not found, when something is there that looks like it."""
+    folder, marker = Path(root) / _FOLDERS[name], _MARKERS[name]
+    if folder.is_symlink() and not folder.exists():
+        return f"{folder} is a symbolic link to {os.readlink(folder)}, which does not exist"
+    if (folder / folder.name / marker).exists():
+        return f"it is nested one level too deep, in {folder / folder.name}: move that folder up into {root}"
+    if folder.is_dir():
+        return f"{folder} exists but has no {marker}: the copy or extraction is incomplete (delete it and copy again)"
+    return f"{name} is not in {root}"
+
+
 def _no_data_error(name, root, err):
-    hint = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python", "tiny-imagenet-200": "tiny-imagenet-200"}
+    hint = _FOLDERS
     return DataError(
-        f"{name} is not in {root} and could not be downloaded ({type(err).__name__}: {err}).\n"
+        f"{_what_is_there(name, root)}, and it could not be downloaded ({type(err).__name__}: {err}).\n"
         f"To fix: on a machine with internet, run `python -m kdlab data {name}` once; offline, copy the "
         f"extracted published folder `{hint[name]}/` into {root} (or point KDLAB_DATA at the folder that "
         f"holds it).")
@@ -212,9 +269,7 @@ def load(name: str = "cifar10", root=None, download: bool = True):
     if root.exists() and not root.is_dir():
         raise DataError(f"the data folder {root} is a file, not a folder. Point KDLAB_DATA (or root=) at the "
                         f"folder that holds the datasets, or move the file away.")
-    folder = root / {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python",
-                     "tiny-imagenet-200": "tiny-imagenet-200"}[name]
-    marker = {"cifar10": "batches.meta", "cifar100": "meta", "tiny-imagenet-200": "wnids.txt"}[name]
+    folder, marker = root / _FOLDERS[name], _MARKERS[name]
     if not (folder / marker).exists():
         if not download:
             raise _no_data_error(name, root, FileNotFoundError(f"no {folder / marker}"))

@@ -13,8 +13,8 @@ every setting). Anything else is described by what determines its behaviour:
 - an object of another class (an `nn.Module` loss, say): its class (the code of its methods) and its attributes,
   parameters and buffers.
 
-What cannot be described completely (an object whose value has no stable description, such as an open file, a
-random generator, or a global that is a live model) raises `Undescribable`, saying what; callers then either
+What cannot be described completely (an object whose value has no stable description and no attributes to
+read, such as a random generator) raises `Undescribable`, saying what; callers then either
 take a name from the user (`objective_id=`, the user's promise that the name changes whenever the objective
 does) or do not cache the run. Never a guess.
 """

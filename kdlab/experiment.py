@@ -20,6 +20,7 @@ describe completely (kdlab.describe) is trained but not saved, with a message, u
 import functools
 import hashlib
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,22 @@ class Results:
         return results_table(self.runs, metrics)
 
 
+def check_seeds(seeds) -> tuple:
+    """Seeds as a tuple of distinct Python ints (numpy integers welcome), or an error that says what to pass."""
+    if isinstance(seeds, (numbers.Integral, str)) or not hasattr(seeds, "__iter__"):
+        raise TypeError(f"seeds is a list of seeds, e.g. (0, 1, 2) or range(3), got {seeds!r}")
+    out = tuple(seeds)
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral)]
+    if bad:
+        raise TypeError(f"every seed must be an integer, got {bad[0]!r} in {out!r}")
+    out = tuple(int(s) for s in out)
+    if not out:
+        raise ValueError("seeds is empty: pass at least one seed, e.g. (0, 1, 2); paired comparisons need two or more")
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds {out} repeat a seed: each seed is one paired run, give each once")
+    return out
+
+
 def run_path(fingerprint: dict, eval_splits, home, eval_every: int = 1) -> Path:
     """Where the run with this fingerprint, evaluated on these splits, is saved (the same in every notebook)."""
     key = {"run": fingerprint, "eval_splits": sorted(eval_splits)}
@@ -71,6 +88,13 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress
     A run that an earlier call (in this notebook or another) finished is loaded, not trained again.
     `callback(arm_name, seed, epoch, model)`, if given, is called after every epoch trained in this call (not for
     epochs loaded from a saved run), e.g. to follow one arm's temperatures during training."""
+    seeds, recipe = check_seeds(seeds), Recipe.required(recipe)
+    arms = [arms] if isinstance(arms, Arm) else list(arms)
+    if not arms:
+        raise ValueError("arms is empty: pass at least one Arm(name, arch, objective)")
+    not_arms = [a for a in arms if not isinstance(a, Arm)]
+    if not_arms:
+        raise TypeError(f"arms must be kdlab.experiment.Arm objects, got {not_arms[0]!r}")
     names = [a.name for a in arms]
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be unique, got {names}")

@@ -4,8 +4,11 @@ A write goes to a temporary file in the same folder, is flushed to disk, then re
 `os.replace`, which is atomic on POSIX and Windows: a reader (or a run killed mid-write) sees the old file or
 the new one, never a mixture.
 """
+import errno
+import glob
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -15,10 +18,18 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: truncated, corrupt, or made by another run."""
 
 
+def _stale_temporaries(path: Path):
+    """Temporary files an earlier save of `path` left behind when its process was killed mid-write."""
+    return path.parent.glob(f".{glob.escape(path.name)}.*.tmp")
+
+
 def save_atomic(obj, path) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        for old in _stale_temporaries(path):  # only this file's: a save of it in another process finishes first
+            if time.time() - old.stat().st_mtime > 600:
+                old.unlink(missing_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise CheckpointError(f"cannot write to {path.parent} ({e.strerror}). Make it writable, or point "
@@ -32,10 +43,29 @@ def save_atomic(obj, path) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private (0600); a shared teacher cache must be readable
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in str(e)
+        if full or "enforce fail at inline_container" in str(e):  # torch.save's own words for a failed write
+            why = "the disk is full" if full else "writing failed, most often because the disk is full"
+            raise CheckpointError(f"could not write {path}: {why} (nothing saved earlier was lost). Free space "
+                                  f"there, or set KDLAB_HOME to a folder on another disk, and run the same call "
+                                  f"again") from e
         raise
     return path
+
+
+def check_writable(folder) -> None:
+    """Fail before any work when checkpoints could not be written to `folder` (made if missing)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {folder} ({e.strerror}). Make it writable, or point KDLAB_HOME "
+                              f"(checkpoints) at a folder you can write: checked before training, so nothing is "
+                              f"lost") from e
 
 
 def load_checked(path, what: str = "checkpoint") -> dict:

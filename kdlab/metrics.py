@@ -16,7 +16,7 @@ DIRECTIONS = {
     "acc": "higher", "agreement": "higher", "images_per_s": "higher",
     "loss": "lower", "ece": "lower", "kl": "lower", "same_wrong": "lower", "seconds": "lower",
     "train_seconds": "lower", "error": "lower",
-    "confidence": None, "lr": None, "rectified": None, "adjusted": None, "epoch": None,
+    "confidence": None, "lr": None, "rectified": None, "adjusted": None, "skipped": None, "epoch": None,
 }
 _SPLITS = ("train_", "val_", "test_")
 
@@ -62,7 +62,16 @@ def accuracy(logits, labels):
     """Top-1 accuracy in [0, 1]: fraction of samples whose highest logit is the label."""
     check_logits(logits)
     check_labels(labels, logits)
+    _check_no_nan(logits)
     return (logits.argmax(dim=1) == labels).float().mean().item()
+
+
+def _check_no_nan(logits):
+    # argmax of a NaN row is 0, which would count as a prediction of class 0: a plausible, wrong number
+    bad = int(torch.isnan(logits).any(dim=1).sum())
+    if bad:
+        raise ValueError(f"{bad} of {logits.shape[0]} rows of logits contain NaN, so they predict nothing: the model "
+                         f"diverged or was fed NaN inputs. Check its training (a lower learning rate) and its inputs")
 
 
 def _calibration_bins(logits, labels, n_bins):
@@ -73,6 +82,7 @@ def _calibration_bins(logits, labels, n_bins):
     """
     check_logits(logits)
     check_labels(labels, logits)
+    _check_no_nan(logits)
     if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 1:
         raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}; 15 is the usual choice")
     probs = torch.softmax(logits.double(), dim=1)  # float64: bin edges are compared exactly

@@ -21,6 +21,25 @@ RECIPE_VERSION = 1
 SCHEDULES = ("multistep", "cosine", "onecycle", "constant")
 
 
+def _plain(v, name):
+    """A JSON-plain copy of an `extra` setting (numpy numbers and arrays become Python numbers and lists): it goes
+    into cache keys."""
+    if isinstance(v, (bool, str, type(None))):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [_plain(x, name) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x, name) for k, x in v.items()}
+    if hasattr(v, "tolist"):  # numpy arrays and scalars
+        return _plain(v.tolist(), name)
+    raise ValueError(f"Recipe: extra[{name!r}] = {v!r} is not a plain setting (numbers, strings, booleans, lists "
+                     f"and dicts of them): it goes into cache keys")
+
+
 @dataclass(frozen=True)
 class Recipe:
     epochs: int
@@ -65,6 +84,17 @@ class Recipe:
         if not 0 < self.peak < 1:
             bad(f"peak must be in (0, 1), got {self.peak}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        if not isinstance(self.extra, dict):
+            bad(f"extra must be a dict of plain settings, got {type(self.extra).__name__}")
+        object.__setattr__(self, "extra", {str(k): _plain(v, k) for k, v in self.extra.items()})
+
+    @staticmethod
+    def required(recipe) -> "Recipe":
+        """`recipe` itself if it is a Recipe, else a TypeError saying how to make one."""
+        if not isinstance(recipe, Recipe):
+            raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
+                            f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
+        return recipe
 
     def to_dict(self):
         return asdict(self)

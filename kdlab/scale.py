@@ -102,6 +102,10 @@ def default_scale_name() -> str:
 def resolve_name(name: str | None = None) -> str:
     """`name`, else `KDLAB_SCALE`, else the default for this machine; misspellings raise with a suggestion."""
     source = "argument"
+    if isinstance(name, Scale):  # the Scale itself where its name goes
+        name = name.name
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"a scale is named by a string, one of {', '.join(SCALES)}, got {name!r}")
     if name is None:
         name, source = os.environ.get("KDLAB_SCALE"), "KDLAB_SCALE"
     if name is None or name == "":

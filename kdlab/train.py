@@ -10,8 +10,8 @@ rectified targets); `index` is each sample's position in the dataset's published
 `teacher_logits` is None when there is no teacher; an objective with `needs_teacher = True` requires one.
 
 What the loop does for speed (small CIFAR models are launch- and data-bound): data stays on the device
-(kdlab.data), the model and the batches are channels_last (faster on CPUs too), bf16 autocast on CUDA and on
-CPUs with native bf16 instructions (`cpu_bf16`), the
+(kdlab.data), the model and the batches are channels_last (faster on CPUs too), half precision where it pays
+(`precision`: bf16 autocast on GPUs and CPUs with native bf16, fp16 with a gradient scaler on older GPUs), the
 teacher runs in eval mode under `torch.inference_mode()`, and nothing synchronises with the host inside a step
 (losses are summed on the device; a non-finite loss is looked for every `check_every` steps).
 
@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from kdlab import metrics
 from kdlab.data import Data, _mix
 from kdlab.describe import Undescribable, describe
-from kdlab.io import CheckpointError, load_checked, save_atomic
+from kdlab.io import CheckpointError, check_writable, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.models import create
 from kdlab.recipe import RECIPE_VERSION, Recipe
@@ -95,16 +95,38 @@ def cuda_bf16() -> bool:
         return torch.cuda.get_device_capability()[0] >= 8
 
 
+PRECISIONS = ("bf16", "fp16", "fp32")
+
+
 def precision(device: torch.device) -> str:
-    """'bf16' when training on `device` runs under bf16 autocast, else 'fp32'."""
+    """How training on `device` computes: 'bf16' or 'fp16' autocast, or 'fp32'.
+
+    `KDLAB_PRECISION=bf16|fp16|fp32` chooses; unset (or `auto`): bf16 where the hardware has it natively (CUDA
+    Ampere and newer, CPUs with AVX512-BF16), fp16 with a gradient scaler on older GPUs (T4, V100, P100, where
+    bf16 would be emulated and slow), fp32 on other CPUs (emulated half precision is slower than fp32 there).
+    Weights, optimiser state and every loss stay fp32 whatever the choice; the choice is part of every run's
+    fingerprint and run card."""
+    device = torch.device(device)
+    setting = os.environ.get("KDLAB_PRECISION", "auto").strip().lower()
+    if setting in PRECISIONS:
+        return setting
+    if setting not in ("", "auto"):
+        raise ValueError(f"KDLAB_PRECISION must be one of {', '.join(PRECISIONS)} or auto, got {setting!r}; unset it "
+                         f"for the default (bf16 where the hardware has it)")
     if device.type == "cuda":
-        return "bf16" if cuda_bf16() else "fp32"
+        return "bf16" if cuda_bf16() else "fp16"
     return "bf16" if device.type == "cpu" and cpu_bf16() else "fp32"
 
 
 def _autocast(device: torch.device):
-    # Weights, optimiser state and losses stay fp32; autocast runs convolutions and matmuls in bf16.
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision(device) == "bf16")
+    # Weights, optimiser state and losses stay fp32; autocast runs convolutions and matmuls in half precision.
+    p = precision(device)
+    return torch.autocast(device.type, dtype=torch.float16 if p == "fp16" else torch.bfloat16, enabled=p != "fp32")
+
+
+def _scaler(device: torch.device):
+    """fp16 needs a gradient scaler (small gradients underflow to 0 in fp16); bf16 and fp32 do not."""
+    return torch.amp.GradScaler(device.type) if precision(device) == "fp16" else None
 
 
 def state_digest(model: torch.nn.Module) -> str:
@@ -205,12 +227,17 @@ def _summary(row: dict, epochs: int) -> str:
             parts.append(f"{split} acc {100 * row[f'{split}_acc']:.1f}%")
     if "test_agreement" in row:
         parts.append(f"agreement {100 * row['test_agreement']:.1f}%")
+    if row.get("train_skipped"):
+        parts.append(f"skipped {100 * row['train_skipped']:.1f}% of steps (fp16 overflow)")
     parts.append(f"{row['seconds']:.1f} s")
     return "  ".join(parts)
 
 
-def train_step(model, optimizer, objective, x, y, index=None, teacher=None):
-    """One optimiser step; returns (loss, student logits, objective statistics), all still on the device."""
+def train_step(model, optimizer, objective, x, y, index=None, teacher=None, scaler=None):
+    """One optimiser step; returns (loss, student logits, objective statistics), all still on the device.
+
+    With a gradient `scaler` (fp16) a step whose gradients overflowed is skipped and the scale lowered;
+    `stats["skipped"]` is then 1 for that step (summed per epoch by `fit`, no host synchronisation)."""
     with _autocast(x.device):
         t_logits = None
         if teacher is not None:
@@ -221,9 +248,17 @@ def train_step(model, optimizer, objective, x, y, index=None, teacher=None):
     out = objective(logits, t_logits, y, index)
     loss, stats = out if isinstance(out, tuple) else (out, {})
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach(), logits.detach(), stats
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+        return loss.detach(), logits.detach(), stats
+    scaler.scale(loss).backward()
+    scaler.unscale_(optimizer)
+    # which devices' gradients overflowed, as tensors (no sync); read before step() and update() consume it
+    found_inf = sum(scaler._found_inf_per_device(optimizer).values(), torch.zeros((), device=x.device))
+    scaler.step(optimizer)
+    scaler.update()
+    return loss.detach(), logits.detach(), {**stats, "skipped": found_inf.float()}
 
 
 def show_progress(progress: bool | None = None) -> bool:
@@ -244,9 +279,10 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
         objective_id: str | None = None, eval_every: int = 1) -> pd.DataFrame:
     """Train `model` in place; returns the history, one row per epoch, as a DataFrame.
 
-    `callback(epoch, model)`, if given, is called after each epoch trained in this call (epoch counts from 1;
-    the model is in train mode: switch to eval() and back inside if it predicts) to look at the model mid-way,
-    e.g. notebook 06's temperature histograms. Epochs restored from a checkpoint are not replayed.
+    `callback(epoch, model)`, if given, is called after each epoch trained in this call, once its checkpoint is
+    saved (epoch counts from 1; the model is in train mode: switch to eval() and back inside if it predicts), to
+    look at the model mid-way, e.g. notebook 06's temperature histograms. Epochs restored from a checkpoint are
+    not replayed.
 
     A checkpoint is resumed only when everything that made it matches (`run_fingerprint`), the objective
     included. An objective kdlab cannot describe completely (kdlab.describe) cannot be checked, so with a
@@ -258,9 +294,11 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
     Columns: epoch, lr, train_loss, train_acc, train_<stat> for each statistic the objective reports, then for
     each evaluated split <split>_acc, _loss, _ece and, with a teacher, _agreement and _kl; seconds, images_per_s.
     """
-    if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a kdlab.recipe.Recipe, got {type(recipe).__name__}; build one with "
-                        f"Recipe(epochs=..., lr=...) or use a scale's (get_scale().student_recipe)")
+    Recipe.required(recipe)
+    if isinstance(objective, torch.nn.modules.loss._Loss):
+        raise TypeError(f"{type(objective).__name__}() is torch's loss, called as loss(input, target); kdlab objectives "
+                        f"are called as objective(student_logits, teacher_logits, labels, index): use "
+                        f"kdlab.losses.CrossEntropy() or KD(...), or wrap yours in a function of those four arguments")
     if objective is None and teacher is not None:
         raise ValueError("a teacher was given but no objective, so the student would learn from the labels alone "
                          "and the teacher would only be measured: pass objective=KD(...) (or another distillation "
@@ -285,7 +323,10 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
 
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    scaler = _scaler(device)
     checkpoint = Path(checkpoint) if checkpoint is not None else None
+    if checkpoint is not None and not checkpoint.is_dir():
+        check_writable(checkpoint.parent)  # now, not after the first epoch
     try:
         fingerprint = run_fingerprint(model, data, recipe, objective, teacher, seed, objective_id)
     except Undescribable as e:
@@ -305,10 +346,14 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
         stored = json.loads(state["fingerprint"])
         if stored != fingerprint:
             diff = "; ".join(_differences(stored, fingerprint)[:6])
-            raise StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "
+            err = StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "
                                        f"or pass another checkpoint path (or resume=False to overwrite it).")
+            err.differences = diff  # for callers whose own advice differs (kdlab.cache)
+            raise err
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])  # the loss scale it had reached: an exact resume
         history, start_epoch = list(state["history"]), int(state["epoch"])
         if verbose and start_epoch < recipe.epochs:
             print(f"resuming from {checkpoint} after epoch {start_epoch}/{recipe.epochs}")
@@ -339,7 +384,7 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                     lr = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    loss, logits, stats = train_step(model, optimizer, objective, x, y, index, teacher)
+                    loss, logits, stats = train_step(model, optimizer, objective, x, y, index, teacher, scaler)
                     b = len(y)
                     seen += b
                     first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
@@ -373,14 +418,19 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                 row["seconds"] = time.perf_counter() - t0
                 row["images_per_s"] = seen / train_seconds
                 history.append(row)
-                if callback is not None:
-                    callback(epoch + 1, model)
                 if checkpoint is not None:
                     save_atomic({"fingerprint": json.dumps(fingerprint), "epoch": epoch + 1,
+                                 "scaler": None if scaler is None else scaler.state_dict(),
                                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                  "history": history}, checkpoint)
+                if callback is not None:  # after the save: a callback that raises loses no training
+                    callback(epoch + 1, model)
                 if verbose:
                     (bar.write if progress else print)(_summary(row, recipe.epochs))
+                elif row.get("train_skipped", 0) > 0.05:  # never silent: many fp16 steps had overflowing gradients
+                    print(f"{desc or 'train'}: epoch {epoch + 1} skipped {100 * row['train_skipped']:.0f}% of its steps "
+                          f"(fp16 gradients overflowed; the loss scale was lowered). If this persists, lower the learning "
+                          f"rate or set KDLAB_PRECISION=fp32")
     except KeyboardInterrupt:
         if checkpoint is None:
             where = "No checkpoint was being written (pass checkpoint=... to make runs resumable)."

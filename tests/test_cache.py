@@ -220,3 +220,16 @@ def test_home_under_a_regular_file_is_reported(data, monkeypatch, tmp_path):
     monkeypatch.setattr(kdlab.cache, "fit", no_training)
     with pytest.raises(CheckpointError, match=r"cannot write to .*a_file.*\(Not a directory\).*set KDLAB_HOME"):
         get_teacher("resnet8", data, RECIPE, seed=0, scale="test", progress=False)
+
+
+def test_a_partial_teacher_from_another_run_says_to_delete_it(data, tmp_path, monkeypatch):
+    key = teacher_key("resnet8", data, RECIPE, 0, "test")
+    partial = teacher_path(key, tmp_path).with_suffix(".partial.pt")
+    monkeypatch.setenv("KDLAB_PRECISION", "fp32")  # a partial left by a run in another precision
+    kdlab.train.fit(kdlab.train.build("resnet8", data.num_classes, seed=0, device="cpu"), data,
+                    Recipe(epochs=1, batch_size=50, lr=0.05, schedule="onecycle"), seed=0, checkpoint=partial,
+                    eval_splits=(), progress=False, verbose=False)
+    monkeypatch.setenv("KDLAB_PRECISION", "bf16")
+    with pytest.raises(CacheMismatchError, match="partly trained teacher from a different run") as err:
+        get_teacher("resnet8", data, RECIPE, seed=0, scale="test", home=tmp_path, progress=False, verbose=False)
+    assert "precision" in str(err.value) and "Delete it" in str(err.value) and "resume=False" not in str(err.value)

@@ -52,3 +52,21 @@ def test_bench_suite_quick_form_prints_every_row():
     assert r.returncode == 0, r.stderr
     assert "one KD epoch resnet14 -> resnet8" in r.stdout and "full RepDistiller schedule" in r.stdout
     assert re.search(r"\d+\.\dx", r.stdout) and "benchmarks/RESULTS.md" in r.stdout
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["data", "cifar1O"], "unknown dataset 'cifar1O'"),
+    (["info", "--verbose"], "'info' takes no arguments"),
+    (["scales", "laptop"], "'scales' takes no arguments"),
+])
+def test_user_errors_print_one_line_not_a_traceback(argv, says, capsys):
+    from kdlab.__main__ import main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kdlab: error: ") and says in err and "Traceback" not in err
+
+
+def test_bench_refuses_a_negative_step_count():
+    from kdlab.bench import run
+    with pytest.raises(ValueError, match="steps must be an integer >= 1, got -1"):
+        run(steps=-1)

@@ -42,7 +42,8 @@ from kdlab.compare import paired_difference
 from kdlab.data import DataError, ImageSet, get_data, load
 from kdlab.describe import Undescribable
 from kdlab.io import CheckpointError, save_atomic
-from kdlab.losses import KD, CrossEntropy, kd_loss
+from kdlab.experiment import Arm, run_arms
+from kdlab.losses import KD, CrossEntropy, kd_loss, smoothed_one_hot
 from kdlab.models import create
 from kdlab.recipe import Recipe
 from kdlab.scale import get_scale
@@ -262,6 +263,48 @@ def _paired_runs():
     return pd.DataFrame([{"arm": a, "seed": s, "my_score": 0.5 + 0.01 * s} for a in ("a", "b") for s in range(3)])
 
 
+class _Payload:
+    """A pickle that, loaded with plain pickle.load, would create a file: the test of the safe loader."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _rewrite_batch(folder: Path, name: str, transform):
+    with open(folder / name, "rb") as f:
+        entry = pickle.load(f)
+    entry["data"] = transform(entry["data"])
+    with open(folder / name, "wb") as f:
+        pickle.dump(entry, f)
+
+
+def _offline_with(arrange):
+    """No network, and a data folder arranged by `arrange(data_root)` (a nested, partial or linked copy)."""
+    def trigger(ctx):
+        root = ctx.dir / "data"
+        root.mkdir()
+        arrange(root)
+        ctx.mp.setenv("KDLAB_DATA", str(root))
+        ctx.mp.setattr("torchvision.datasets.CIFAR10", _offline)
+        get_data("cifar10", train_size=100, val_size=50, test_size=100, device="cpu")
+    return trigger
+
+
+def _nested(root):
+    write_fake_cifar10(root / "cifar-10-batches-py")  # root/cifar-10-batches-py/cifar-10-batches-py/...
+
+
+def _half_extracted(root):
+    (write_fake_cifar10(root) / "batches.meta").unlink()
+
+
+def _dangling_link(root):
+    (root / "cifar-10-batches-py").symlink_to(root / "moved-away")
+
+
 # ---------------------------------------------------------------- the bad-input catalogue
 
 @dataclass(frozen=True)
@@ -382,6 +425,21 @@ CASES = [
          lambda ctx: kd_loss(_kd_tensors()[0], None, _kd_tensors()[2]), TypeError, "teacher_logits is None",
          "pass the teacher's logits for the same batch"),
     # training settings
+    Case("seeds-empty", "No seeds for a paired experiment: `run_arms(arms, d, recipe, seeds=[])`",
+         lambda ctx: run_arms([Arm("a", "resnet8")], ctx.data(), RECIPE, seeds=[]), ValueError, "seeds is empty",
+         "pass at least one seed, e.g. (0, 1, 2)"),
+    Case("seeds-a-number", "A number of seeds where the seeds go: `run_arms(..., seeds=3)`",
+         lambda ctx: run_arms([Arm("a", "resnet8")], ctx.data(), RECIPE, seeds=3), TypeError,
+         "seeds is a list of seeds", "e.g. (0, 1, 2) or range(3)"),
+    Case("recipe-a-dict", "A dict where a Recipe goes: `run_arms(arms, d, {\"epochs\": 10})`",
+         lambda ctx: run_arms([Arm("a", "resnet8")], ctx.data(), {"epochs": 10}), TypeError,
+         "recipe must be a kdlab.recipe.Recipe, got dict", "build one with Recipe(epochs=..., lr=...)"),
+    Case("torch-loss-as-objective", "torch's loss module as the objective: `objective=nn.CrossEntropyLoss()`",
+         lambda ctx: ctx.fit(objective=torch.nn.CrossEntropyLoss()), TypeError, "is torch's loss",
+         "use kdlab.losses.CrossEntropy()"),
+    Case("smoothed-labels-out-of-range", "Labels beyond the class count in `smoothed_one_hot`",
+         lambda ctx: smoothed_one_hot(torch.tensor([0, 12]), 10), ValueError, "labels span [0, 12]",
+         "must be 0..9"),
     Case("teacher-without-objective", "A teacher passed to `fit` without an objective",
          lambda ctx: ctx.fit(teacher=ctx.model()), ValueError, "a teacher was given but no objective",
          "pass objective=KD(...)"),
@@ -439,6 +497,26 @@ CASES = [
     Case("cifar-bad-labels", "A CIFAR-10 folder whose labels do not match its class list",
          _cifar(lambda f: pickle.dump({"label_names": ["a", "b"]}, open(f / "batches.meta", "wb"))), DataError,
          "train labels span [0, 9] but there are 2 classes", "Delete <dir>/cifar-10-batches-py and download again"),
+    Case("cifar-float-pixels", "A re-encoded CIFAR-10 folder whose pixels are floats in [0, 1]",
+         _cifar(lambda f: _rewrite_batch(f, "data_batch_1", lambda x: x.astype(np.float32) / 255)), DataError,
+         "pixels scaled to [0, 1]", "re-save it as (data * 255).round().astype(uint8)"),
+    Case("cifar-pixels-out-of-range", "A re-encoded CIFAR-10 folder with pixel values above 255",
+         _cifar(lambda f: _rewrite_batch(f, "data_batch_1", lambda x: x.astype(np.int64) + 300)), DataError,
+         "not whole pixel values in [0, 255]", "the published files hold uint8"),
+    Case("cifar-channels-last", "A re-encoded CIFAR-10 folder stored as (N, 32, 32, 3) images",
+         _cifar(lambda f: _rewrite_batch(f, "data_batch_1", lambda x: x.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))),
+         DataError, "channels last (N, 32, 32, 3)", "data.transpose(0, 3, 1, 2).reshape(N, 3072)"),
+    Case("cifar-pickle-with-code", "A `batches.meta` that carries code (a pickle naming a callable)",
+         _cifar(lambda f: (f / "batches.meta").write_bytes(pickle.dumps(_Payload(f / "ran")))), DataError,
+         "which a published CIFAR batch file never does", "Delete <dir>/cifar-10-batches-py and download again"),
+    Case("cifar-nested", "A CIFAR-10 folder copied one level too deep (cifar-10-batches-py/cifar-10-batches-py/)",
+         _offline_with(_nested), DataError, "nested one level too deep", "move that folder up into <dir>/data"),
+    Case("cifar-half-extracted", "A half-extracted CIFAR-10 folder (no batches.meta) and no network",
+         _offline_with(_half_extracted), DataError, "exists but has no batches.meta",
+         "the copy or extraction is incomplete (delete it and copy again)"),
+    Case("cifar-dangling-link", "The CIFAR-10 folder is a symbolic link to a folder that was moved",
+         _offline_with(_dangling_link), DataError, "is a symbolic link to <dir>/data/moved-away, which does not exist",
+         "copy the extracted published folder `cifar-10-batches-py/`"),
     Case("tiny-partial", "A partial Tiny ImageNet folder (no val/val_annotations.txt)",
          _tiny(lambda f: (f / "val" / "val_annotations.txt").unlink()), DataError, "val_annotations.txt is missing",
          "Delete it and download again"),
@@ -476,6 +554,12 @@ CASES = [
          lambda ctx: ctx.fit(checkpoint=ctx.dir), CheckpointError, "checkpoint <dir> is a folder",
          "pass a file path such as <dir>/run.pt"),
     # the teacher cache
+    Case("teacher-scale-is-a-path", 'A teacher cached under a scale label that is a path: `scale="../../.."`',
+         lambda ctx: get_teacher("resnet8", ctx.data(), RECIPE, scale="../../..", home=ctx.dir / "home"), ValueError,
+         "scale='../../..' is not a plain name", "Pass the scale's name, e.g. scale.name"),
+    Case("teacher-arch-is-a-path", 'A teacher architecture that is a path: `get_teacher("../../x", ...)`',
+         lambda ctx: get_teacher("../../x", ctx.data(), RECIPE, scale="test", home=ctx.dir / "home"), ValueError,
+         "unknown model '../../x'", "Available:"),
     Case("cache-altered-weights", "A cached teacher whose weights were changed after it was saved",
          lambda ctx: (ctx.teacher_file(tamper=True), ctx.get_teacher()), CacheMismatchError,
          "do not match their recorded digest", "Delete it to retrain the teacher"),
@@ -778,3 +862,43 @@ if __name__ == "__main__":
     else:
         print(__doc__)
         sys.exit(2)
+
+
+def test_a_pickle_with_code_is_refused_without_running_it(tmp_path):
+    folder = write_fake_cifar10(tmp_path)
+    (folder / "batches.meta").write_bytes(pickle.dumps(_Payload(tmp_path / "ran")))
+    with pytest.raises(DataError, match="never does"):
+        load("cifar10", tmp_path, download=False)
+    assert not (tmp_path / "ran").exists()  # plain pickle.load would have created it
+    pickle.loads((folder / "batches.meta").read_bytes())
+    assert (tmp_path / "ran").exists()  # (the payload is real)
+
+
+def test_a_teacher_name_never_becomes_a_path_outside_the_cache(tmp_path, monkeypatch):
+    data = _small_data()
+    home = tmp_path / "a" / "b" / "home"
+    for kw in (dict(arch="../../x"), dict(arch="resnet8", scale="../../.."), dict(arch="resnet8", scale="/tmp/x")):
+        with pytest.raises(ValueError):
+            get_teacher(kw["arch"], data, RECIPE, scale=kw.get("scale", "test"), home=home)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == []  # nothing was created, not even a lock
+
+
+def test_spellings_of_a_model_share_one_cached_teacher():
+    data = _small_data()
+    assert teacher_key("RESNET8", data, RECIPE, 0, "test") == teacher_key("resnet8", data, RECIPE, 0, "test")
+    assert teacher_key(" ResNet8 ", data, RECIPE, 0, "test")["arch"] == "resnet8"
+
+
+def test_plausible_arguments_of_other_types_are_accepted_or_named():
+    import numpy as np
+    from kdlab.experiment import check_seeds
+    from kdlab.scale import PRESETS, resolve_name
+    assert check_seeds(np.arange(3)) == (0, 1, 2) and check_seeds(range(2)) == (0, 1)
+    assert resolve_name(PRESETS["laptop"]) == "laptop"  # the Scale where its name goes
+    r = Recipe(epochs=2, extra={"weight": np.float32(0.5), "sizes": np.array([1, 2]), "n": np.int64(3)})
+    assert r.extra == {"weight": 0.5, "sizes": [1, 2], "n": 3}
+    json.dumps(r.to_dict())  # plain, so it can go into a cache key
+    with pytest.raises(ValueError, match="not a plain setting"):
+        Recipe(epochs=2, extra={"model": object()})
+    with pytest.raises(ValueError, match="repeat a seed"):
+        check_seeds((0, 0))

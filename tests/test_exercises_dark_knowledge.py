@@ -57,3 +57,10 @@ def test_crashes_and_solutions(capsys):
     assert "batchmean" in capsys.readouterr().out
     with pytest.raises(KeyError, match="soft_targets"):
         exercises.dark_knowledge.solution("nope")
+
+
+def test_a_forgotten_return_is_named():
+    def forgot(logits, temperature):
+        torch.softmax(logits / temperature, dim=1)  # computed, never returned
+    with pytest.raises(ExerciseFailed, match="forget to `return`"):
+        exercises.dark_knowledge.check_soft_targets(forgot)

@@ -94,3 +94,42 @@ def test_run_card_commit_of_a_copied_checkout(monkeypatch, tmp_path):
     assert runcard._git_commit() == "unknown (not a git checkout)"
     monkeypatch.setenv("KDLAB_SOURCE_COMMIT", "abc123def456")
     assert runcard._git_commit() == "abc123def456 (a copy of this commit, not a checkout)"
+
+
+def test_a_full_disk_is_said_and_loses_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import kdlab.io
+    target = tmp_path / "run.pt"
+    save_atomic({"epoch": 1}, target)
+
+    def no_space(obj, f):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(kdlab.io.torch, "save", no_space)
+    with pytest.raises(CheckpointError, match="the disk is full"):
+        save_atomic({"epoch": 2}, target)
+    monkeypatch.undo()
+    assert load_checked(target) == {"epoch": 1}  # the earlier save is intact
+    assert list(tmp_path.glob(".*.tmp")) == []  # and no temporary file is left
+
+
+def test_temporaries_of_a_killed_save_are_cleaned_up(tmp_path):
+    import os
+    import time
+    target = tmp_path / "run.pt"
+    old = tmp_path / ".run.pt.abc123.tmp"  # what a save killed mid-write leaves
+    old.write_bytes(b"half")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    other = tmp_path / ".other.pt.abc.tmp"  # another file's: not ours to remove
+    other.write_bytes(b"x")
+    os.utime(other, (hour_ago, hour_ago))
+    save_atomic({"epoch": 1}, target)
+    assert not old.exists() and other.exists()
+
+
+def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path):
+    from kdlab.io import check_writable
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(CheckpointError, match="cannot write to"):
+        check_writable(tmp_path / "a_file" / "runs")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlab.losses import (KD, CrossEntropy, distillation_kl, kd_loss, soft_targets,
+from kdlab.losses import (DRKD, KA, KD, CrossEntropy, TfKDReg, distillation_kl, kd_loss, soft_targets,
                           validate_temperature_values)
 
 # A tiny example, 2 samples x 3 classes, that the hand computations below use.
@@ -312,3 +312,34 @@ def test_cross_entropy_matches_torch(smoothing):
 def test_cross_entropy_bad_smoothing():
     with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\)"):
         CrossEntropy(label_smoothing=1.5)
+
+
+def test_a_teacher_probability_of_exactly_zero_is_a_finite_loss():
+    # a masked class (logit -inf, probability 0) contributes 0 log 0 = 0 to KL(p_t || p_s), not NaN
+    s = torch.tensor([[1.0, 0.0, -1.0]], requires_grad=True)
+    t = torch.tensor([[2.0, 0.5, -float("inf")]])
+    loss = kd_loss(s, t, torch.tensor([0]), temperature=2.0, w_ce=0.0, w_kd=1.0)
+    p_t = torch.softmax(t / 2, 1)[0, :2]
+    log_p_s = torch.log_softmax(s.detach() / 2, 1)[0, :2]
+    by_hand = 4.0 * float((p_t * (p_t.log() - log_p_s)).sum())  # T^2 * KL over the two live classes
+    assert torch.isfinite(loss) and float(loss) == pytest.approx(by_hand, rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(s.grad).all()
+
+
+@pytest.mark.parametrize("make", [lambda: KD(temperature=20.0), lambda: TfKDReg(form="paper", temperature=20.0),
+                                  lambda: TfKDReg(form="code", temperature=20.0, multiplier=50.0),
+                                  lambda: DRKD(temperature=20.0), lambda: KA(temperature=20.0),
+                                  lambda: KA(method="lsr", temperature=20.0), lambda: CrossEntropy(0.1)],
+                         ids=["KD", "TfKDReg-paper", "TfKDReg-code", "DRKD", "KA-PS", "KA-LSR", "CE"])
+def test_losses_compute_in_float32_when_handed_bf16_logits(make):
+    g = torch.Generator().manual_seed(0)
+    s32, t32 = 4 * torch.randn(64, 10, generator=g), 4 * torch.randn(64, 10, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    s16, t16 = s32.bfloat16(), t32.bfloat16()
+    out16 = make()(s16.requires_grad_(True), t16, y)
+    out32 = make()(s16.float(), t16.float(), y)  # the same (rounded) values in float32
+    l16, l32 = (o[0] if isinstance(o, tuple) else o for o in (out16, out32))
+    assert l16.dtype == torch.float32 and float(l16) == pytest.approx(float(l32), rel=1e-6)
+    l16.backward()
+    assert s16.grad is not None and s16.grad.dtype == torch.bfloat16  # the gradient reaches a bf16 model

@@ -136,3 +136,12 @@ def test_metrics_validate_inputs():
         expected_calibration_error(torch.randn(4, 3), torch.zeros(4, dtype=torch.long), n_bins=0)
     with pytest.raises(ValueError, match="same shape"):
         agreement(torch.randn(4, 3), torch.randn(4, 2))
+
+
+def test_nan_logits_are_refused_not_counted_as_class_0():
+    logits = torch.full((4, 10), float("nan"))
+    labels = torch.zeros(4, dtype=torch.long)  # all class 0: NaN rows would score 100% without the check
+    with pytest.raises(ValueError, match="contain NaN"):
+        accuracy(logits, labels)
+    with pytest.raises(ValueError, match="contain NaN"):
+        expected_calibration_error(logits, labels)

@@ -56,15 +56,22 @@ def test_notebook_has_the_standard_parts(path):
     assert "$$" in markdown, f"{path.name}: the math is missing"
 
 
-# Notebooks whose headline (their paper's central claim, tested on paired seeds) is still to be settled at the
-# committed scale: each prints no headline line yet. Strict: once one does, it must leave this set.
-NO_HEADLINE_YET = {"02_temperature.ipynb", "05_knowledge_adjustment.ipynb", "06_dynamic_temperature.ipynb",
-                   "07_student_friendly_teachers.ipynb"}
+# Notebooks whose committed run does not (yet) show its headline holding, and why. Strict: once one does, the test
+# passes and it must leave this table.
+HEADLINE_PENDING = {
+    "02_temperature.ipynb": "no headline yet: its T sweep is still to be given a real capacity gap",
+    "03_self_teaching.ipynb": "does not hold at laptop: Tf-KD self - baseline +1.7 points, 95% interval "
+                              "[-0.1, +3.4] over 5 seeds (about 8 seeds would resolve it)",
+    "05_knowledge_adjustment.ipynb": "no headline yet",
+    "06_dynamic_temperature.ipynb": "no headline yet",
+    "07_student_friendly_teachers.ipynb": "no headline yet",
+}
 
 
 def _headline_params():
     for p in NOTEBOOKS:
-        marks = [pytest.mark.xfail(strict=True, reason="no headline yet")] if p.name in NO_HEADLINE_YET else []
+        reason = HEADLINE_PENDING.get(p.name)
+        marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
         yield pytest.param(p, id=p.name, marks=marks)
 
 

@@ -12,7 +12,8 @@ def _name(req: str) -> str:
 
 def test_environment_yml_installs_what_pyproject_declares():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = {r.split("#")[0].strip() for r in project["dependencies"] + project["optional-dependencies"]["test"]}
+    extras = project["optional-dependencies"]
+    declared = {r.split("#")[0].strip() for r in project["dependencies"] + extras["lab"] + extras["test"]}
     import yaml  # PyYAML comes with JupyterLab (jupyter-events)
     deps = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
     conda = [d for d in deps if isinstance(d, str)]
@@ -25,10 +26,14 @@ def test_environment_yml_installs_what_pyproject_declares():
 def test_required_runtime_and_test_packages():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     runtime = {_name(r) for r in project["dependencies"]}
-    assert {"torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "tqdm", "ipywidgets",
-            "jupyterlab"} <= runtime
+    assert {"torch", "torchvision", "numpy", "pandas", "matplotlib", "seaborn", "tqdm", "ipywidgets"} <= runtime
+    # a hosted runtime runs its own Jupyter: installing the library must not upgrade its server or kernel
+    assert not runtime & {"jupyterlab", "ipykernel", "notebook", "ipython", "jupyter-server"}
+    assert {_name(r) for r in project["optional-dependencies"]["lab"]} == {"jupyterlab", "ipykernel"}
+    widgets = next(r for r in project["dependencies"] if _name(r) == "ipywidgets")
+    assert ">=7.7" in widgets and "!=8.1.9" in widgets  # Colab ships 7.7.1; 8.1.9 renders nothing in VS Code
     test = project["optional-dependencies"]["test"]
-    assert {_name(r) for r in test} >= {"pytest", "pytest-xdist", "nbval"}
+    assert {_name(r) for r in test} >= {"pytest", "pytest-xdist", "nbval", "ipykernel", "jupyterlab"}
     assert any(r.replace(" ", "").startswith("nbval>=0.11") for r in test)  # 0.10 breaks with pytest >= 8.1
 
 
@@ -38,6 +43,7 @@ def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
     assert block, "README must hold its commands in a fenced block after <!-- commands -->"
     commands = [c for c in block.group(1).splitlines() if c.strip() and not c.strip().startswith("#")]
     assert len(commands) == 2 and "jupyter lab notebooks/" in commands[0] and "pytest" in commands[1]
+    assert '".[lab]"' in commands[0]  # the course's JupyterLab comes with the lab extra
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1].strip() in ci, ".ci/run must run the README's test command word for word"
 

@@ -615,3 +615,82 @@ def test_callback_is_not_replayed_for_epochs_restored_from_a_checkpoint(data, re
     calls = []
     train(data, checkpoint=checkpoint, callback=lambda epoch, model: calls.append(epoch))
     assert calls == []
+
+
+# ---------------------------------------------------------------- precision: fp16 with a gradient scaler
+
+class Overflow:
+    """Cross-entropy whose loss is multiplied by 1e30 at one step: its fp16-scaled gradients overflow."""
+
+    def __init__(self, at_step):
+        self.at, self.calls = at_step, 0
+
+    def __call__(self, s, t, y, index=None):
+        self.calls += 1
+        return torch.nn.functional.cross_entropy(s, y) * (1e30 if self.calls == self.at else 1.0)
+
+
+def test_fp16_trains_with_a_scaler_and_reports_skipped_steps(data, monkeypatch, one_thread):
+    monkeypatch.setenv("KDLAB_PRECISION", "fp16")
+    model = build("resnet8", data.num_classes, seed=0, device="cpu")
+    history = fit(model, data, RECIPE, objective=Overflow(at_step=3), seed=0, eval_splits=("val",),
+                  objective_id="ce-overflowing-once", **QUIET)
+    assert history.attrs["fingerprint"]["precision"] == "fp16"
+    assert history["train_skipped"].iloc[0] > 0  # the overflowing step was skipped, and said so
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert history["val_acc"].notna().all()
+
+
+def test_fp16_resume_restores_the_loss_scale_and_ends_identical(data, tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("KDLAB_PRECISION", "fp16")
+    whole = build("resnet8", data.num_classes, seed=0, device="cpu")
+    fit(whole, data, RECIPE, seed=0, eval_splits=(), **QUIET)
+
+    def stop_after_epoch_1(epoch, model):
+        if epoch == 1:
+            raise RuntimeError("stopped")
+    ckpt = tmp_path / "run.pt"
+    part = build("resnet8", data.num_classes, seed=0, device="cpu")
+    with pytest.raises(RuntimeError, match="stopped"):
+        fit(part, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, callback=stop_after_epoch_1, **QUIET)
+    assert load_checked(ckpt)["epoch"] == 1 and load_checked(ckpt)["scaler"]["scale"] > 0
+    resumed = build("resnet8", data.num_classes, seed=0, device="cpu")
+    fit(resumed, data, RECIPE, seed=0, eval_splits=(), checkpoint=ckpt, **QUIET)
+    assert_same_weights(resumed.state_dict(), whole.state_dict())
+
+
+def test_precision_switch(monkeypatch):
+    cpu = torch.device("cpu")
+    for p in ("bf16", "fp16", "fp32"):
+        monkeypatch.setenv("KDLAB_PRECISION", p)
+        assert train_module.precision(cpu) == p
+    monkeypatch.setenv("KDLAB_PRECISION", "half")
+    with pytest.raises(ValueError, match="KDLAB_PRECISION must be one of bf16, fp16, fp32"):
+        train_module.precision(cpu)
+
+
+def test_a_callback_that_raises_keeps_that_epochs_checkpoint(data, tmp_path, one_thread):
+    def broken(epoch, model):
+        raise ValueError("a bug in the learner's callback")
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(ValueError, match="learner's callback"):
+        fit(build("resnet8", data.num_classes, seed=0, device="cpu"), data, RECIPE, seed=0, eval_splits=(),
+            checkpoint=ckpt, callback=broken, **QUIET)
+    assert load_checked(ckpt)["epoch"] == 1  # the epoch it had trained is saved
+
+
+def test_an_unwritable_checkpoint_path_fails_before_the_first_epoch(data, tmp_path):
+    from kdlab.io import CheckpointError
+    (tmp_path / "a_file").write_text("x")
+    never = Scripted(epoch=1, step=1, exc=AssertionError("trained before checking the folder"))
+    with pytest.raises(CheckpointError, match="cannot write to"):
+        fit(build("resnet8", data.num_classes, seed=0, device="cpu"), data, RECIPE, objective=never,
+            checkpoint=tmp_path / "a_file" / "run.pt", **QUIET)
+    assert never.calls == []
+
+
+def test_a_student_passed_as_its_own_teacher_is_refused_and_left_trainable(data):
+    m = build("resnet8", data.num_classes, seed=0, device="cpu")
+    with pytest.raises(ValueError, match="its own teacher"):
+        fit(m, data, RECIPE, objective=KD(), teacher=m, **QUIET)
+    assert all(p.requires_grad for p in m.parameters())  # a later fit(m) still trains it

@@ -54,10 +54,17 @@ def call(fn, *args) -> torch.Tensor:
         out = fn(*(_copy(a) for a in args))
     except Exception as e:  # the learner's code: report whatever it raised
         fail(f"your function raised {type(e).__name__}: {e} (called with {', '.join(_describe(a) for a in args)})")
+    if out is None:
+        _returned_none()
     try:
         return torch.as_tensor(out).detach()
     except Exception:
         fail(f"your function returned a {type(out).__name__}; return a tensor")
+
+
+def _returned_none():
+    fail("your function returned None: did it forget to `return` its result? (a function without a `return` "
+         "statement returns None)")
 
 
 def run_learner(fn, *args, hint: str = "return a tensor"):
@@ -68,6 +75,8 @@ def run_learner(fn, *args, hint: str = "return a tensor"):
         out = fn(*args)
     except Exception as e:  # the learner's code: report whatever it raised
         fail(f"your function raised {type(e).__name__}: {e}")
+    if out is None:
+        _returned_none()
     if not isinstance(out, torch.Tensor):
         fail(f"your function returned a {type(out).__name__}; {hint}")
     return out

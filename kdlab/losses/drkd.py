@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlab.checks import check_labels, check_logits, check_logits_pair, check_temperature, check_weights
-from .kd import distillation_kl
+from .kd import distillation_kl, float32
 
 
 def teacher_wrong(teacher_logits, labels):
@@ -75,6 +75,7 @@ class DRKD:
 
     def __call__(self, student_logits, teacher_logits, labels, index=None):
         check_logits_pair(student_logits, teacher_logits)
+        student_logits, teacher_logits = float32(student_logits, teacher_logits)
         wrong = teacher_wrong(teacher_logits, labels)
         target = rectify(teacher_logits, labels)
         hard = F.cross_entropy(student_logits, labels.long(), label_smoothing=self.label_smoothing)

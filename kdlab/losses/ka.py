@@ -25,8 +25,9 @@ Pitfall of public code: KD_Lib's PS and LSR pass teacher probabilities as the lo
 import torch
 import torch.nn.functional as F
 
-from kdlab.checks import check_labels, check_logits, check_logits_pair, check_temperature, check_weight, check_weights
+from kdlab.checks import check_class_labels, check_labels, check_logits, check_logits_pair, check_temperature, check_weight, check_weights
 from .drkd import rectify, teacher_wrong
+from .kd import float32
 
 METHODS = ("ps", "lsr")
 
@@ -54,6 +55,7 @@ def smoothed_one_hot(labels, num_classes, smoothing=0.1, dtype=torch.float32):
     eps = _check_eps(smoothing)
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    check_class_labels(labels, num_classes)
     out = torch.full((labels.shape[0], num_classes), eps / (num_classes - 1), dtype=dtype, device=labels.device)
     return out.scatter_(1, labels.long().unsqueeze(1), 1.0 - eps)
 
@@ -90,6 +92,7 @@ class KA:
     def __call__(self, student_logits, teacher_logits, labels, index=None):
         check_logits_pair(student_logits, teacher_logits)
         check_labels(labels, student_logits)
+        student_logits, teacher_logits = float32(student_logits, teacher_logits)  # losses in fp32, always
         t = self.temperature
         target = adjusted_targets(teacher_logits, labels, t, self.method, self.smoothing)
         log_p_s = F.log_softmax(student_logits / t, dim=1)

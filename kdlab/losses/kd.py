@@ -15,11 +15,20 @@ Conventions (shared by every kdlab loss):
 """
 import numbers
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from kdlab.checks import (check_labels, check_logits, check_logits_pair, check_temperature,
                         check_temperature_tensor, check_weights)
+
+
+def float32(*tensors):
+    """bf16 or fp16 logits as float32 (others unchanged): at T = 20 a bf16 softmax and KL are off by tens of
+    percent. Autograd flows through the cast, so the student's gradient still reaches a bf16 model."""
+    out = tuple(t.float() if isinstance(t, Tensor) and t.dtype in (torch.bfloat16, torch.float16) else t
+                for t in tensors)
+    return out if len(out) > 1 else out[0]
 
 
 def soft_targets(logits, temperature=1.0):
@@ -44,12 +53,17 @@ def distillation_kl(student_logits, teacher_logits, temperature, *, t_squared=Tr
         t = temperature.unsqueeze(1)  # (B, 1): broadcasts one temperature over each row's classes
     else:
         t = check_temperature(temperature)
+    student_logits, teacher_logits = float32(student_logits, teacher_logits)
+    if isinstance(t, Tensor):
+        t = float32(t)
     # The teacher is the target, a constant: the student's loss must not train the teacher.
     teacher_logits = teacher_logits.detach()
     log_p_s = F.log_softmax(student_logits / t, dim=1)
     log_p_t = F.log_softmax(teacher_logits / t, dim=1)
-    # pointwise p_t * (log p_t - log p_s), shape (B, K)
+    # pointwise p_t * (log p_t - log p_s), shape (B, K); a class the teacher gives probability exactly 0 (a logit
+    # of -inf, e.g. a masked class) contributes 0, not 0 * inf = NaN
     kl = F.kl_div(log_p_s, log_p_t, reduction="none", log_target=True)
+    kl = torch.where(torch.isneginf(log_p_t), torch.zeros((), dtype=kl.dtype, device=kl.device), kl)
     if t_squared:
         kl = kl * t ** 2
     return kl.sum() / student_logits.shape[0]  # batchmean: sum over classes, mean over samples
@@ -64,6 +78,7 @@ def kd_loss(student_logits, teacher_logits, labels, *, temperature=4.0, w_ce=0.1
     w_ce, w_kd = check_weights(w_ce, w_kd)
     check_logits_pair(student_logits, teacher_logits)
     check_labels(labels, student_logits)
+    student_logits, teacher_logits = float32(student_logits, teacher_logits)  # losses in fp32, always
     hard = F.cross_entropy(student_logits, labels.long())  # ordinary T=1 softmax
     soft = distillation_kl(student_logits, teacher_logits, temperature)
     return w_ce * hard + w_kd * soft
@@ -109,7 +124,7 @@ class CrossEntropy:
     def __call__(self, student_logits, teacher_logits, labels, index=None):
         check_logits(student_logits, "student_logits")
         check_labels(labels, student_logits)
-        return F.cross_entropy(student_logits, labels.long(), label_smoothing=self.label_smoothing)
+        return F.cross_entropy(float32(student_logits), labels.long(), label_smoothing=self.label_smoothing)
 
     def __repr__(self):
         return f"CrossEntropy(label_smoothing={self.label_smoothing!r})"

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from kdlab.checks import check_labels, check_logits, check_temperature, check_weight
-from .kd import KD, distillation_kl
+from .kd import KD, distillation_kl, float32
 
 # Published Tf-KD self settings on CIFAR-100 (Tf-KD README; shared/methods.md section 3): the soft weight a,
 # the temperature T and the multiplier m of the public code's mean-reduced KL.
@@ -109,6 +109,7 @@ def label_smoothing_as_kd(student_logits, labels, smoothing):
         raise ValueError(f"smoothing must be in [0, 1), got {a}; 0.1 is the usual value")
     check_logits(student_logits, "student_logits")
     check_labels(labels, student_logits)
+    student_logits = float32(student_logits)
     uniform = torch.zeros_like(student_logits)  # softmax(0) = 1/K for every class
     hard = F.cross_entropy(student_logits, labels.long())
     return (1 - a) * hard + a * distillation_kl(student_logits, uniform, 1.0)
@@ -163,6 +164,7 @@ class TfKDReg:
     def __call__(self, student_logits, teacher_logits, labels, index=None):
         check_logits(student_logits, "student_logits")
         check_labels(labels, student_logits)
+        student_logits = float32(student_logits)
         k = student_logits.shape[1]
         p_d = virtual_teacher(labels, k, self.correct_prob, dtype=student_logits.dtype)
         hard = F.cross_entropy(student_logits, labels.long())

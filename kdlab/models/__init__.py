@@ -98,6 +98,18 @@ def _key(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
+def canonical(name: str) -> str:
+    """The registry's spelling of a model name ('RESNET8' -> 'resnet8', case and '-' or '_' aside); an unknown
+    name raises ValueError suggesting the closest one. Cache keys use it, so spellings share one entry."""
+    lookup = {_key(n): n for n in REGISTRY} | {_key(a): n for a, n in ALIASES.items()}
+    key = _key(str(name))
+    if key not in lookup:
+        close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.0)
+        hint = f" Did you mean {lookup[close[0]]!r}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(REGISTRY)}")
+    return lookup[key]
+
+
 def create(name: str, num_classes: int = 100) -> nn.Module:
     """Build a freshly initialised zoo model by name (case-insensitive, '-' == '_').
     Raises ValueError for an unknown name (suggesting the closest one) or a
@@ -105,13 +117,7 @@ def create(name: str, num_classes: int = 100) -> nn.Module:
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}; pass the dataset's "
                          f"class count, e.g. num_classes=data.num_classes")
-    lookup = {_key(n): n for n in REGISTRY} | {_key(a): n for a, n in ALIASES.items()}
-    key = _key(str(name))
-    if key not in lookup:
-        close = difflib.get_close_matches(key, list(lookup), n=1, cutoff=0.0)
-        hint = f" Did you mean {lookup[close[0]]!r}?" if close else ""
-        raise ValueError(f"unknown model {name!r}.{hint} Available: {', '.join(REGISTRY)}")
-    return REGISTRY[lookup[key]](int(num_classes))
+    return REGISTRY[canonical(name)](int(num_classes))
 
 
-__all__ = ["ALIASES", "REGISTRY", "StagedNet", "create", "names"]
+__all__ = ["ALIASES", "REGISTRY", "StagedNet", "canonical", "create", "names"]
