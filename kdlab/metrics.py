@@ -44,17 +44,12 @@ def direction(metric: str) -> str | None:
 
 def label(metric: str) -> str:
     """An axis or column label that says which way is better: 'test ece (lower is better)'."""
-    text = metric.replace("_", " ")
-    way = direction(metric) if _known(metric) else None
-    return f"{text} ({way} is better)" if way else text
-
-
-def _known(metric: str) -> bool:
     try:
-        direction(metric)
-    except (KeyError, TypeError):
-        return False
-    return True
+        way = direction(metric)
+    except KeyError:  # a metric kdlab does not know: its name alone
+        way = None
+    text = metric.replace("_", " ")
+    return f"{text} ({way} is better)" if way else text
 
 
 @torch.no_grad()
