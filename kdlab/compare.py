@@ -188,3 +188,41 @@ def headline(sentence: str, evidence: Difference, *, scale=None, tested_at=("lap
     holds = evidence.better
     print(f"headline: {sentence}: {'holds' if holds else 'does not hold'} "
           f"({evidence.arm} - {evidence.baseline}, {evidence.metric}: {evidence.interval_text(scale_factor, unit)})")
+
+
+def chance_accuracy(n: int, num_classes: int, confidence: float = 0.99) -> float:
+    """The lowest accuracy that a model ignoring its input reaches at most once in 1 / (1 - confidence) tries on
+    `n` test images of `num_classes` classes: the smallest k/n with P(Binomial(n, 1/K) >= k) <= 1 - confidence
+    (the exact tail). 1.0 when even a perfect score is not that rare (a handful of images).
+
+    A guesser is right on each image with probability 1/K, whatever classes it favours, when the test set holds
+    every class equally often (kdlab's test subsets are stratified). Accuracy above this bound is evidence that
+    training taught the model something; a model trained at lr = 0 or on shuffled labels stays below it."""
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n is the number of test images, a positive integer, got {n!r}")
+    if not isinstance(num_classes, numbers.Integral) or isinstance(num_classes, bool) or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1), e.g. 0.99, got {confidence!r}")
+    from scipy.stats import binom
+    # isf: the largest k with P(X > k) <= 1 - confidence, so k + 1 is the smallest rare score
+    k = int(binom.isf(1.0 - confidence, n, 1.0 / num_classes)) + 1
+    return min(1.0, k / n)
+
+
+def claim_learned(what: str, accuracy, n: int, num_classes: int, *, confidence: float = 0.99, at=ASSERTED,
+                  scale=None) -> None:
+    """Claim that training taught `what` something: every accuracy in `accuracy` (one number or one per run)
+    reaches `chance_accuracy(n, num_classes, confidence)`. This is the check that a broken run fails (lr = 0,
+    shuffled labels, a model never updated) at every scale, smoke included, where most other claims are
+    too small to be decided."""
+    values = [float(a) for a in (accuracy if hasattr(accuracy, "__len__") else [accuracy])]
+    if not values or any(not 0 <= a <= 1 for a in values):
+        raise ValueError(f"accuracy must be fractions in [0, 1], got {values!r}")
+    bound = chance_accuracy(n, num_classes, confidence)
+    lowest = min(values)
+    measured = f"{100 * lowest:.1f}% test accuracy" if len(values) == 1 else \
+        f"lowest test accuracy of {len(values)} runs {100 * lowest:.1f}%"
+    claim(f"{what} learned: {measured}, at least the {100 * bound:.1f}% that guessing among {num_classes} classes "
+          f"reaches once in {round(1 / (1 - confidence))} tries on {n:,} test images", lowest >= bound, at=at,
+          scale=scale)

@@ -3,7 +3,9 @@ import math
 
 import pandas as pd
 import pytest
+import torch
 
+from kdlab import compare
 from kdlab.compare import paired_difference, results_table
 
 
@@ -133,3 +135,61 @@ def test_a_confidence_out_of_range_is_refused(confidence):
     r = runs([("a", s, 0.5 + 0.01 * s) for s in range(3)] + [("b", s, 0.5) for s in range(3)])
     with pytest.raises(ValueError, match="fraction in"):
         paired_difference(r, "a", "b", confidence=confidence)
+
+
+# --- the chance bound that a broken run fails ---------------------------------------------------------------------
+
+def _tail(n, k, K):
+    """P(Binomial(n, 1/K) >= k) in exact rational arithmetic."""
+    from fractions import Fraction
+    p = Fraction(1, K)
+    return sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in range(k, n + 1))
+
+
+def test_chance_accuracy_by_hand():
+    # n = 10 fair coin flips: P(X >= 9) = 11/1024 = 0.011 <= 0.05 < P(X >= 8) = 56/1024 = 0.055
+    assert compare.chance_accuracy(10, 2, confidence=0.95) == 0.9
+    # and at 99%: P(X >= 10) = 1/1024 <= 0.01 < P(X >= 9)
+    assert compare.chance_accuracy(10, 2, confidence=0.99) == 1.0
+
+
+@pytest.mark.parametrize("n,K", [(500, 10), (2000, 10), (100, 100), (37, 3)])
+def test_chance_accuracy_is_the_smallest_rare_score(n, K):
+    k = round(compare.chance_accuracy(n, K) * n)
+    assert _tail(n, k, K) <= 0.01 < _tail(n, k - 1, K)
+
+
+def test_chance_accuracy_falls_with_more_images_and_more_classes():
+    assert compare.chance_accuracy(500, 10) > compare.chance_accuracy(2000, 10) > 0.1
+    assert compare.chance_accuracy(2000, 100) < compare.chance_accuracy(2000, 10)
+    assert compare.chance_accuracy(3, 10) == 1.0  # three images cannot tell a model from a guess at 99%
+
+
+def test_guessers_fail_the_learned_claim_and_learners_pass(capsys):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat(50)  # 500 stratified labels
+    passed = 0
+    for _ in range(200):  # a model that ignores its input: its predictions do not depend on the image
+        guess = torch.randint(0, 10, (500,), generator=g)
+        passed += float((guess == labels).float().mean()) >= compare.chance_accuracy(500, 10)
+    assert passed <= 6  # 1% expected, 2 on average out of 200
+    with pytest.raises(AssertionError, match="the teacher learned"):
+        compare.claim_learned("the teacher", 0.10, 500, 10, scale="smoke")
+    with pytest.raises(AssertionError, match="lowest test accuracy of 3 runs 12.0%"):
+        compare.claim_learned("every student", [0.3, 0.12, 0.25], 500, 10, scale="smoke")
+    compare.claim_learned("every student", [0.3, 0.14, 0.25], 500, 10, scale="smoke")
+    assert "holds" in capsys.readouterr().out
+    compare.claim_learned("the teacher", 0.10, 500, 10, scale="full")  # reported, never raised, at full
+    assert "does not hold" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args,match", [((0, 10), "positive integer"), ((500, 1), ">= 2"), ((500.0, 10), "integer"),
+                                        ((500, 10, 1.0), "confidence")])
+def test_chance_accuracy_refuses_nonsense(args, match):
+    with pytest.raises(ValueError, match=match):
+        compare.chance_accuracy(*args)
+
+
+def test_claim_learned_refuses_percentages():
+    with pytest.raises(ValueError, match="fractions"):
+        compare.claim_learned("the teacher", 62.0, 500, 10, scale="smoke")
