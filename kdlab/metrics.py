@@ -15,6 +15,8 @@ from .losses.kd import distillation_kl
 DIRECTIONS = {
     "acc": "higher", "agreement": "higher", "images_per_s": "higher",
     "loss": "lower", "ece": "lower", "kl": "lower", "same_wrong": "lower", "seconds": "lower",
+    # P(student = teacher | teacher wrong): inherited mistakes; P(student = teacher | teacher right): right answers
+    "copies_wrong": "lower", "copies_right": "higher",
     "train_seconds": "lower", "error": "lower",
     "confidence": None, "lr": None, "rectified": None, "adjusted": None, "skipped": None, "epoch": None,
 }
@@ -150,6 +152,20 @@ def same_wrong_rate(student_logits, teacher_logits, labels):
     check_labels(labels, student_logits)
     s_pred, t_pred = student_logits.argmax(dim=1), teacher_logits.argmax(dim=1)
     return ((s_pred == t_pred) & (t_pred != labels)).float().mean().item()
+
+
+@torch.no_grad()
+def copy_rates(student_logits, teacher_logits, labels) -> dict:
+    """How often the student predicts what the teacher predicts, apart where the teacher is wrong and where it
+    is right: {"copies_wrong": P(student = teacher | teacher wrong), "copies_right": P(student = teacher |
+    teacher right)}. A student that copies less of everything lowers both; one that sheds inherited mistakes
+    lowers the first only. NaN for a side with no samples."""
+    check_logits_pair(student_logits, teacher_logits)
+    check_labels(labels, student_logits)
+    same = student_logits.argmax(dim=1) == teacher_logits.argmax(dim=1)
+    wrong = teacher_logits.argmax(dim=1) != labels
+    rate = lambda mask: same[mask].float().mean().item() if bool(mask.any()) else float("nan")  # noqa: E731
+    return {"copies_wrong": rate(wrong), "copies_right": rate(~wrong)}
 
 
 @torch.no_grad()

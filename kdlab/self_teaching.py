@@ -23,7 +23,7 @@ def score_models(models: dict, data, split: str = "test", reference=None, extra:
     """One row per (arm, seed): acc, ece, confidence and, with `reference` logits on the same split (e.g. the
     self-teacher's), agreement and kl (KL(p_ref || p_model) at T = 1) to it, and same_wrong: the fraction of
     samples where the model makes the same wrong prediction as the teacher that taught it (the "genetic
-    error"), with `teachers` {arm: logits} naming that teacher where it is not `reference`. `extra` adds rows
+    error") and copies_wrong / copies_right (`kdlab.metrics.copy_rates`), with `teachers` {arm: logits} naming that teacher where it is not `reference`. `extra` adds rows
     from logits already computed, {(name, seed): logits} (e.g. an ensemble)."""
     labels = data.split(split).labels
     teachers = teachers or {}
@@ -39,6 +39,7 @@ def score_models(models: dict, data, split: str = "test", reference=None, extra:
             row["agreement"] = metrics.agreement(logits, reference)
             row["kl"] = metrics.kl_to_teacher(logits, reference)
             row["same_wrong"] = metrics.same_wrong_rate(logits, teachers.get(arm, reference), labels)
+            row.update(metrics.copy_rates(logits, teachers.get(arm, reference), labels))
         rows.append(row)
     return pd.DataFrame(rows)
 

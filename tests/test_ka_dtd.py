@@ -99,6 +99,60 @@ def test_ka_bad_settings_say_what_to_do():
         KA("lsr", smoothing=1.0)
 
 
+def test_softened_lsr_by_hand():
+    # K = 10, eps = 0.1, T = 4: the label's 0.9 and each other class's 0.1/9 raised to 1/4 stand in the ratio
+    # (0.9 / (0.1/9))^(1/4) = 81^(1/4) = 3, so the label gets 3/12 = 1/4 and every other class 1/12
+    zt = torch.zeros(2, 10, dtype=torch.float64)
+    zt[:, 3] = 5.0
+    y = torch.tensor([3, 7])  # row 0 right, row 1 wrong (the teacher says 3)
+    target = adjusted_targets(zt, y, 4.0, "lsr", smoothing=0.1, soften=True)
+    assert target[1, 7].item() == pytest.approx(0.25, abs=1e-12)
+    assert target[1, [k for k in range(10) if k != 7]].tolist() == pytest.approx([1 / 12] * 9, abs=1e-12)
+    torch.testing.assert_close(target[0], F.softmax(zt[0] / 4.0, 0), rtol=0, atol=0)  # right rows untouched
+    # at T = 1 softening changes nothing; with no smoothing the softened spike is the spike
+    torch.testing.assert_close(adjusted_targets(zt, y, 1.0, "lsr", 0.1, soften=True),
+                               adjusted_targets(zt, y, 1.0, "lsr", 0.1))
+    assert adjusted_targets(zt, y, 4.0, "lsr", 0.0, soften=True)[1].tolist() == [0.0] * 7 + [1.0] + [0.0] * 2
+
+
+def test_softened_lsr_is_minimised_by_a_student_whose_plain_output_is_the_smoothed_label():
+    zt = torch.zeros(1, 10, dtype=torch.float64)
+    zt[0, 3] = 5.0
+    y = torch.tensor([7])
+    q = smoothed_one_hot(y, 10, 0.1, dtype=torch.float64)
+    at_q = torch.log(q).requires_grad_(True)  # a student whose T = 1 softmax is exactly q
+    for soften, zero_gradient in ((True, True), (False, False)):
+        loss, _ = KA("lsr", temperature=4.0, w_ce=0.0, w_kd=1.0, smoothing=0.1, soften=soften)(at_q, zt, y)
+        (grad,) = torch.autograd.grad(loss, at_q)
+        assert (grad.abs().max().item() < 1e-12) == zero_gradient
+    # the unsoftened target at T = 4 needs the 17.6 logit margin instead
+    margin = 4.0 * math.log(0.9 * 9 / 0.1)
+    spike = torch.zeros(1, 10, dtype=torch.float64)
+    spike[0, 7] = margin
+    loss, _ = KA("lsr", temperature=4.0, w_ce=0.0, w_kd=1.0, smoothing=0.1)(spike, zt, y)
+    assert float(loss) == pytest.approx(0.0, abs=1e-12)
+    assert margin == pytest.approx(17.58, abs=0.01)
+
+
+def test_softened_lsr_loss_by_hand_and_its_description():
+    zs, zt, y = batch(b=16, k=5, seed=6)
+    t = 4.0
+    q = smoothed_one_hot(y, 5, 0.2, dtype=zt.dtype) ** (1 / t)
+    q = q / q.sum(1, keepdim=True)
+    target = torch.where((zt.argmax(1) != y)[:, None], q, F.softmax(zt / t, 1))
+    log_ps = F.log_softmax(zs / t, 1)
+    kl = float((target * (target.log() - log_ps)).sum()) / 16
+    expected = 0.1 * float(F.cross_entropy(zs, y)) + 0.9 * t * t * kl
+    loss, _ = KA("lsr", temperature=t, smoothing=0.2, soften=True)(zs, zt, y)
+    assert float(loss) == pytest.approx(expected, rel=1e-10)
+    assert repr(KA("lsr", soften=True)) != repr(KA("lsr"))  # two different runs, never one cached for the other
+    assert "soften=True" in repr(KA("lsr", soften=True)) and "soften" not in repr(KA("ps"))
+    with pytest.raises(ValueError, match="softens LSR"):
+        KA("ps", soften=True)
+    with pytest.raises(TypeError, match="True or False"):
+        KA("lsr", soften="yes")
+
+
 # ---------------------------------------------------------------- DTD
 
 def test_batch_mean_of_the_dynamic_temperature_is_t0_before_clamping():

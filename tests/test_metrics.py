@@ -145,3 +145,19 @@ def test_nan_logits_are_refused_not_counted_as_class_0():
         accuracy(logits, labels)
     with pytest.raises(ValueError, match="contain NaN"):
         expected_calibration_error(logits, labels)
+
+
+def test_copy_rates_by_hand_separate_inherited_mistakes_from_agreement():
+    from kdlab.metrics import copy_rates, direction, same_wrong_rate
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    teacher = torch.eye(3)[[0, 0, 2, 2, 2, 1]]  # right, right, wrong, wrong, wrong, right
+    student = torch.eye(3)[[0, 1, 2, 0, 2, 1]]  # copies 2 of 3 right answers, 2 of 3 mistakes
+    assert copy_rates(student, teacher, labels) == pytest.approx({"copies_wrong": 2 / 3, "copies_right": 2 / 3})
+    assert same_wrong_rate(student, teacher, labels) == pytest.approx(2 / 6)
+    # a student that copies less of everything lowers both rates; one that sheds mistakes only the first
+    sheds = torch.eye(3)[[0, 0, 0, 0, 1, 1]]
+    assert copy_rates(sheds, teacher, labels) == pytest.approx({"copies_wrong": 0.0, "copies_right": 1.0})
+    right_teacher = torch.eye(3)[[0, 0, 0, 0, 1, 1]]
+    rates = copy_rates(student, right_teacher, labels)
+    assert math.isnan(rates["copies_wrong"]) and rates["copies_right"] == pytest.approx(3 / 6)
+    assert direction("copies_wrong") == "lower" and direction("test_copies_right") == "higher"

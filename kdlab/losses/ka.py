@@ -7,15 +7,24 @@ exactly as they are. Two corrections:
 - Probability Shift (PS): swap the teacher's top probability with the label's. Softmax is
   permutation-equivariant, so this is the logit swap of DR-KD (`kdlab.losses.rectify`) at any temperature:
   the label becomes the top class and every other class keeps the teacher's value.
-- Label smoothing (LSR): replace a wrong teacher distribution by a smoothed one-hot,
+- Label smoothing (LSR): replace a wrong teacher distribution by a smoothed one-hot q,
   (1 - eps) on the label and eps / (K - 1) on every other class (`smoothed_one_hot`).
 
-    L = w_ce CE(q, p_s) + w_kd T^2 KL(adjusted(p_t^T) || p_s^T)        (batchmean, as every kdlab loss)
+    L = w_ce CE(y, p_s) + w_kd T^2 KL(adjusted(p_t^T) || p_s^T)        (batchmean, as every kdlab loss)
 
-Choices the paper leaves open (shared/methods.md marks them unverified), stated here:
+Where LSR's q stands in that loss is a choice the paper's text, as far as it can be read, does not settle
+("the wrong soft target is replaced by" the smoothed label, with no word on the temperature). kdlab offers both:
+- `soften=True`, both sides at T: q is treated like a teacher's T = 1 output and softened with the same T,
+  softmax(log(q) / T). The KL is then smallest for a student whose T = 1 output *is* q (0.9 on the label), the
+  argument notebook 03 makes for Tf-KD's virtual teacher. At K = 10, eps = 0.1, T = 4 the softened target puts
+  exactly 1/4 on the label and 1/12 on every other class.
+- `soften=False` (the default, kept so that earlier runs stay comparable): q replaces the *softened* teacher
+  distribution as it is, the same at every T. Matching a 0.9 spike at T = 4 needs a logit margin of
+  T ln(0.9 (K - 1) / 0.1) = 17.6, a T = 1 output of 1.000000, so with the T^2 weight the wrong rows dominate
+  the loss.
+
+Other choices the paper leaves open, stated here:
 - kdlab keeps the hard-label CE term and the T^2 factor (its KD convention); `w_ce=0` drops the CE term.
-- LSR's smoothed one-hot replaces the *softened* teacher distribution p_t^T: the target of a wrong row is the
-  same at every T (smoothing it further with T would make it nearly uniform at high T).
 - eps is spread over the K - 1 other classes, so the label gets exactly 1 - eps.
 - The objective reports `adjusted`, the fraction of the batch whose teacher prediction was corrected.
 
@@ -50,6 +59,15 @@ def _check_eps(eps):
     return eps
 
 
+def _check_soften(soften, method):
+    if not isinstance(soften, bool):
+        raise TypeError(f"soften must be True or False, got {soften!r}")
+    if soften and method != "lsr":
+        raise ValueError("soften=True softens LSR's smoothed one-hot; PS's target is the teacher's own softened "
+                         "output already (use method='lsr')")
+    return soften
+
+
 def smoothed_one_hot(labels, num_classes, smoothing=0.1, dtype=torch.float32):
     """(1 - eps) on the label and eps / (K - 1) on each other class, shape (B, K)."""
     eps = _check_eps(smoothing)
@@ -60,10 +78,12 @@ def smoothed_one_hot(labels, num_classes, smoothing=0.1, dtype=torch.float32):
     return out.scatter_(1, labels.long().unsqueeze(1), 1.0 - eps)
 
 
-def adjusted_targets(teacher_logits, labels, temperature=1.0, method="ps", smoothing=0.1):
+def adjusted_targets(teacher_logits, labels, temperature=1.0, method="ps", smoothing=0.1, soften=False):
     """The distillation targets after adjustment: softmax(z_t / T) where the teacher is right; for wrong rows
-    the probability-shifted distribution (method "ps") or the smoothed one-hot (method "lsr"). (B, K)."""
+    the probability-shifted distribution (method "ps") or the smoothed one-hot q (method "lsr"), as it is or,
+    with `soften=True`, softened like a teacher's output: softmax(log(q) / T). (B, K)."""
     _check_method(method)
+    soften = _check_soften(soften, method)
     t = check_temperature(temperature)
     check_logits(teacher_logits, "teacher_logits")
     check_labels(labels, teacher_logits)
@@ -73,18 +93,22 @@ def adjusted_targets(teacher_logits, labels, temperature=1.0, method="ps", smoot
     p = F.softmax(teacher_logits / t, dim=1)
     wrong = teacher_wrong(teacher_logits, labels).unsqueeze(1)
     smooth = smoothed_one_hot(labels, teacher_logits.shape[1], smoothing, dtype=p.dtype)
+    if soften:  # log(0) = -inf at smoothing 0: the softened spike is the spike itself
+        smooth = F.softmax(torch.log(smooth) / t, dim=1)
     return torch.where(wrong, smooth, p)
 
 
 class KA:
     """Knowledge Adjustment objective: KD from the adjusted teacher. Returns `(loss, {"adjusted": fraction})`.
 
-    Defaults: RepDistiller's KD setting (T=4, w_ce=0.1, w_kd=0.9), PS."""
+    Defaults: RepDistiller's KD setting (T=4, w_ce=0.1, w_kd=0.9), PS. `soften` (LSR only): where the smoothed
+    one-hot stands, see the module's docstring."""
 
     needs_teacher = True
 
-    def __init__(self, method="ps", temperature=4.0, w_ce=0.1, w_kd=0.9, smoothing=0.1):
+    def __init__(self, method="ps", temperature=4.0, w_ce=0.1, w_kd=0.9, smoothing=0.1, soften=False):
         self.method = _check_method(method)
+        self.soften = _check_soften(soften, self.method)
         self.temperature = check_temperature(temperature)
         self.w_ce, self.w_kd = check_weights(w_ce, w_kd)
         self.smoothing = _check_eps(smoothing)
@@ -94,7 +118,7 @@ class KA:
         check_labels(labels, student_logits)
         student_logits, teacher_logits = float32(student_logits, teacher_logits)  # losses in fp32, always
         t = self.temperature
-        target = adjusted_targets(teacher_logits, labels, t, self.method, self.smoothing)
+        target = adjusted_targets(teacher_logits, labels, t, self.method, self.smoothing, self.soften)
         log_p_s = F.log_softmax(student_logits / t, dim=1)
         # KL(target || p_s) = sum target (log target - log p_s); xlogy gives 0 log 0 = 0
         kl = (torch.special.xlogy(target, target) - target * log_p_s).sum() / student_logits.shape[0]
@@ -103,6 +127,6 @@ class KA:
         return self.w_ce * hard + self.w_kd * t ** 2 * kl, {"adjusted": adjusted}
 
     def __repr__(self):
-        eps = f", smoothing={self.smoothing!r}" if self.method == "lsr" else ""
+        eps = f", smoothing={self.smoothing!r}" + (", soften=True" if self.soften else "") if self.method == "lsr" else ""
         return (f"KA(method={self.method!r}, temperature={self.temperature!r}, w_ce={self.w_ce!r}, "
                 f"w_kd={self.w_kd!r}{eps})")
