@@ -23,8 +23,9 @@ def score_models(models: dict, data, split: str = "test", reference=None, extra:
     """One row per (arm, seed): acc, ece, confidence and, with `reference` logits on the same split (e.g. the
     self-teacher's), agreement and kl (KL(p_ref || p_model) at T = 1) to it, and same_wrong: the fraction of
     samples where the model makes the same wrong prediction as the teacher that taught it (the "genetic
-    error") and copies_wrong / copies_right (`kdlab.metrics.copy_rates`), with `teachers` {arm: logits} naming that teacher where it is not `reference`. `extra` adds rows
-    from logits already computed, {(name, seed): logits} (e.g. an ensemble)."""
+    error") and copies_wrong / copies_right (`kdlab.metrics.copy_rates`), with `teachers` {arm: logits} naming
+    that teacher where it is not `reference`. `extra` adds rows from logits already computed,
+    {(name, seed): logits} (e.g. an ensemble)."""
     labels = data.split(split).labels
     teachers = teachers or {}
     unknown = set(teachers) - {a for a, _ in models} - {a for a, _ in (extra or {})}
@@ -38,8 +39,9 @@ def score_models(models: dict, data, split: str = "test", reference=None, extra:
         if reference is not None:
             row["agreement"] = metrics.agreement(logits, reference)
             row["kl"] = metrics.kl_to_teacher(logits, reference)
-            row["same_wrong"] = metrics.same_wrong_rate(logits, teachers.get(arm, reference), labels)
-            row.update(metrics.copy_rates(logits, teachers.get(arm, reference), labels))
+            teacher = teachers.get(arm, reference)
+            row["same_wrong"] = metrics.same_wrong_rate(logits, teacher, labels)
+            row.update(metrics.copy_rates(logits, teacher, labels))
         rows.append(row)
     return pd.DataFrame(rows)
 

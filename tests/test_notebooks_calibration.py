@@ -4,8 +4,6 @@ training (a model never updated, as at lr = 0; or labels shuffled), must stop at
 A check that a broken run passes checks nothing. Every notebook claims right after its first training that the
 model learned (`kdlab.compare.claim_learned`: test accuracy at least what guessing reaches once in 100 tries),
 asserted at every scale but full, so a broken run stops there, seconds in."""
-import json
-import os
 from pathlib import Path
 
 import pytest

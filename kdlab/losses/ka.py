@@ -127,6 +127,8 @@ class KA:
         return self.w_ce * hard + self.w_kd * t ** 2 * kl, {"adjusted": adjusted}
 
     def __repr__(self):
-        eps = f", smoothing={self.smoothing!r}" + (", soften=True" if self.soften else "") if self.method == "lsr" else ""
+        eps = ""
+        if self.method == "lsr":
+            eps = f", smoothing={self.smoothing!r}" + (", soften=True" if self.soften else "")
         return (f"KA(method={self.method!r}, temperature={self.temperature!r}, w_ce={self.w_ce!r}, "
                 f"w_kd={self.w_kd!r}{eps})")
