@@ -54,6 +54,23 @@ class Results:
         from kdlab.compare import results_table
         return results_table(self.runs, metrics)
 
+    @classmethod
+    def combine(cls, *parts: "Results") -> "Results":
+        """One Results from several `run_arms` calls (e.g. the headline's arms on more seeds than the others).
+        An (arm, seed) run in two parts is refused: its numbers would be counted twice."""
+        if not parts or not all(isinstance(p, Results) for p in parts):
+            raise TypeError("combine takes one or more Results, the values run_arms returns")
+        seen = set()
+        for p in parts:
+            twice = seen & set(p.models)
+            if twice:
+                raise ValueError(f"the run {sorted(twice)[0]} is in two of the Results combined: give each (arm, "
+                                 f"seed) to one run_arms call")
+            seen |= set(p.models)
+        return cls(pd.concat([p.runs for p in parts], ignore_index=True),
+                   pd.concat([p.histories for p in parts], ignore_index=True),
+                   {k: m for p in parts for k, m in p.models.items()})
+
 
 def check_seeds(seeds) -> tuple:
     """Seeds as a tuple of distinct Python ints (numpy integers welcome), or an error that says what to pass."""

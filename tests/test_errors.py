@@ -384,6 +384,9 @@ CASES = [
     Case("dtd-range", "A DTD base temperature outside the clamp range: `DTD(t0=0.5)` (the range starts at 1)",
          lambda ctx: kdlab.losses.DTD(t0=0.5), ValueError, "the safe range [1, 2] must contain T0 = 0.5",
          "lower min_temperature"),
+    Case("dtd-t-squared", "A T^2 form DTD does not offer: `DTD(t_squared=\"sample\")`",
+         lambda ctx: kdlab.losses.DTD(t_squared="sample"), ValueError, "t_squared must be True (each sample's own",
+         "'t0' (the constant T0^2) or False"),
     Case("sftn-stages", "A student-friendly teacher for a student with another number of stages: "
          "`SFTN(create(\"resnet20\"), create(\"vgg8\"))`",
          lambda ctx: kdlab.sftn.SFTN(create("resnet20", 10), create("vgg8", 10)), ValueError,

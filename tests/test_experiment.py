@@ -7,7 +7,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from kdlab.describe import Undescribable, describe
-from kdlab.experiment import Arm, run_arms
+from kdlab.experiment import Arm, Results, run_arms
 from kdlab.io import load_checked
 from kdlab.losses import DRKD, DTD, KA, KD, CrossEntropy, TfKDReg
 from kdlab.recipe import Recipe
@@ -43,6 +43,21 @@ def test_the_same_run_is_made_once_whatever_the_arm_or_call(data, tmp_path, one_
     run_arms([Arm("baseline", "resnet8", CrossEntropy())], data, RECIPE, seeds=(0,), home=tmp_path,
              progress=False, eval_splits=("val", "test"))
     assert len(saved(tmp_path)) == 5 and not loaded(capsys)
+
+
+def test_results_of_several_calls_combine_and_a_run_in_two_of_them_is_refused(data, tmp_path, one_thread):
+    base = Arm("baseline", "resnet8", CrossEntropy())
+    smooth = Arm("smoothed", "resnet8", CrossEntropy(label_smoothing=0.1))
+    a = run_arms([base, smooth], data, RECIPE, seeds=(0,), home=tmp_path, **KW)
+    b = run_arms([base], data, RECIPE, seeds=(1,), home=tmp_path, **KW)
+    both = Results.combine(a, b)
+    assert sorted(both.models) == [("baseline", 0), ("baseline", 1), ("smoothed", 0)]
+    assert len(both.runs) == 3 and set(both.histories["seed"]) == {0, 1}
+    assert both.runs.set_index(["arm", "seed"]).loc[("baseline", 1), "val_acc"] == b.runs["val_acc"].iloc[0]
+    with pytest.raises(ValueError, match=r"\('baseline', 0\) is in two of the Results"):
+        Results.combine(a, run_arms([base], data, RECIPE, seeds=(0,), home=tmp_path, **KW))
+    with pytest.raises(TypeError, match="one or more Results"):
+        Results.combine(a.runs)
 
 
 def test_a_teachers_weights_are_part_of_the_run(data, tmp_path, one_thread, capsys):
@@ -167,6 +182,9 @@ def test_an_undescribable_objective_is_not_saved_unless_named(data, tmp_path, on
     (DRKD, {}, dict(temperature=3.0, w_ce=0.2, w_kd=0.8, label_smoothing=0.1)),
     (KA, dict(method="lsr"), dict(method="ps", temperature=3.0, w_ce=0.2, w_kd=0.8, smoothing=0.2)),
     (DTD, {}, dict(weight="cwsm", t0=4.0, beta=4.0, gamma=1.0, w_ce=0.2, w_kd=0.8, t_squared=False)),
+    (DTD, {}, dict(t_squared="t0", w_kd=0.8)),
+    (DTD, dict(t_squared=False), dict(t_squared="t0", w_ce=0.2)),
+    (KA, dict(method="lsr"), dict(soften=True, w_ce=0.2)),
 ])
 def test_kdlabs_objectives_describe_every_setting(make, base, settings):
     described = describe(make(**base))

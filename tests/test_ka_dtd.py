@@ -216,6 +216,32 @@ def test_dtd_loss_by_hand_with_and_without_t_squared():
     without = 0.1 * ce + 0.9 * sum(rows) / 8
     assert float(obj(zs, zt, y)[0]) == pytest.approx(with_t2, rel=1e-6)
     assert float(DTD("flsw", t0=4.0, t_squared=False)(zs, zt, y)[0]) == pytest.approx(without, rel=1e-6)
+    constant = 0.1 * ce + 0.9 * 16.0 * sum(rows) / 8  # T0^2 = 16 for every row
+    assert float(DTD("flsw", t0=4.0, t_squared="t0")(zs, zt, y)[0]) == pytest.approx(constant, rel=1e-6)
+
+
+def test_dtd_with_constant_t0_squared_gives_a_sharper_row_a_larger_gradient_and_per_sample_t2_undoes_it():
+    # one student/teacher pair, softened at T = 2 (a hard sample's lower temperature) and at T = 4 (T0)
+    zs = torch.tensor([[2.0, 0.5, -1.0, 0.3]], dtype=torch.float64)
+    zt = torch.tensor([[-0.5, 2.5, 0.0, 0.2]], dtype=torch.float64)
+
+    def grad_norm(t, factor):
+        z = zs.clone().requires_grad_(True)
+        pt, log_ps = F.softmax(zt / t, 1), F.log_softmax(z / t, 1)
+        (factor * (pt * (pt.log() - log_ps)).sum()).backward()
+        return float(z.grad.norm())
+
+    # "t0": the same factor 16 on both rows, so the sharper row's gradient is the larger, as DTD intends
+    assert grad_norm(2.0, 16.0) > 1.5 * grad_norm(4.0, 16.0)
+    # per-sample T_x^2 (4 against 16) cancels most of that difference
+    assert grad_norm(2.0, 4.0) / grad_norm(4.0, 16.0) < 0.5 * grad_norm(2.0, 16.0) / grad_norm(4.0, 16.0)
+
+
+def test_dtd_refuses_a_t_squared_that_is_not_one_of_its_three_forms():
+    for bad in (1, 0, 2.0, "sample", "T0", None):
+        with pytest.raises(ValueError, match="t_squared must be True"):
+            DTD(t_squared=bad)
+    assert repr(DTD(t_squared="t0")).count("t_squared='t0'") == 1
 
 
 def test_dtd_equals_kd_when_every_sample_is_equally_hard_and_reports_its_temperatures():

@@ -63,7 +63,6 @@ HEADLINE_PENDING = {
     "02_temperature.ipynb": "no headline yet: its T sweep is still to be given a real capacity gap",
     "03_self_teaching.ipynb": "does not hold at laptop: Tf-KD self - baseline +1.5 points, 95% interval "
                               "[-0.3, +3.3] over 5 seeds (about 8 seeds would resolve it)",
-    "05_knowledge_adjustment.ipynb": "no headline yet",
     "06_dynamic_temperature.ipynb": "no headline yet",
     "07_student_friendly_teachers.ipynb": "no headline yet",
 }

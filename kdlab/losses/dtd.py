@@ -15,9 +15,15 @@ Choices the paper leaves open (shared/methods.md: unverified), stated here and i
 - Safe range: T_x is clamped to [min_temperature, max_temperature], default [1, 4 T0]. Below 1 a target is
   sharper than the teacher's own output; a non-positive T is meaningless. Clamping moves the batch mean away
   from T0: `dtd_stats` reports how many samples were clamped.
-- T^2 per sample: with `t_squared=True` (kdlab's default) each row's KL is multiplied by its own T_x^2, which
-  keeps every row's gradient on one scale (notebook 02) but also reweights samples; TextBrewer's
-  implementation has no T^2 (`t_squared=False`). Both are offered.
+- The T^2 factor, three forms (`t_squared`):
+  - `True` (kdlab's default): each row's KL is multiplied by its own T_x^2. That keeps every row's gradient on
+    one scale (notebook 02), and so it also undoes most of what a per-sample temperature changes: a sharper
+    row gets a smaller factor.
+  - `"t0"`: every row's KL is multiplied by the constant T0^2. The soft term keeps KD's overall scale (the
+    learning rate that suits KD suits it), and a lower T_x does give a hard sample a larger gradient.
+  - `False`: the plain KL, TextBrewer's form. Its soft term is about T0^2 times weaker than KD's: compared
+    with KD at the same learning rate it trains as if at a far smaller one (the learning-rate trap of
+    notebook 03), which says nothing about per-sample temperatures.
 - The hard-label term: kept, with weight w_ce (0 drops it).
 - Gradient: T_x is computed under no_grad; it is a constant of the loss.
 """
@@ -84,7 +90,10 @@ class DTD:
         self.beta = check_weight(beta, "beta")
         self.gamma = check_weight(gamma, "gamma")
         self.w_ce, self.w_kd = check_weights(w_ce, w_kd)
-        self.t_squared = bool(t_squared)
+        if not (t_squared is True or t_squared is False or t_squared == "t0"):  # `1 in (True, ...)` would pass
+            raise ValueError(f"t_squared must be True (each sample's own T_x^2), 't0' (the constant T0^2) or False "
+                             f"(no factor), got {t_squared!r}")
+        self.t_squared = t_squared
         self.min_temperature = check_temperature(min_temperature, "min_temperature")
         self.max_temperature = 4 * self.t0 if max_temperature is None else check_temperature(max_temperature,
                                                                                              "max_temperature")
@@ -106,7 +115,9 @@ class DTD:
         t = self.temperatures(student_logits, teacher_logits).to(_at_least_float32(student_logits.dtype))
         if self.adjust == "ps":
             teacher_logits = rectify(teacher_logits, labels)
-        soft = distillation_kl(student_logits, teacher_logits, t, t_squared=self.t_squared)
+        soft = distillation_kl(student_logits, teacher_logits, t, t_squared=self.t_squared is True)
+        if self.t_squared == "t0":
+            soft = self.t0 ** 2 * soft
         hard = F.cross_entropy(student_logits, labels.long())
         clamped = ((t <= self.min_temperature) | (t >= self.max_temperature)).float().mean()
         stats = {"temperature_mean": t.mean(), "temperature_min": t.min(), "temperature_max": t.max(),
@@ -117,5 +128,5 @@ class DTD:
         extra = f", gamma={self.gamma!r}" if self.weight == "flsw" else ""
         adj = f", adjust={self.adjust!r}" if self.adjust else ""
         return (f"DTD(weight={self.weight!r}, t0={self.t0!r}, beta={self.beta!r}{extra}, w_ce={self.w_ce!r}, "
-                f"w_kd={self.w_kd!r}, t_squared={self.t_squared}, range=[{self.min_temperature!r}, "
+                f"w_kd={self.w_kd!r}, t_squared={self.t_squared!r}, range=[{self.min_temperature!r}, "
                 f"{self.max_temperature!r}]{adj})")
