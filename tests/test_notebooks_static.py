@@ -61,8 +61,6 @@ def test_notebook_has_the_standard_parts(path):
 # passes and it must leave this table.
 HEADLINE_PENDING = {
     "02_temperature.ipynb": "no headline yet: its T sweep is still to be given a real capacity gap",
-    "03_self_teaching.ipynb": "does not hold at laptop: Tf-KD self - baseline +1.5 points, 95% interval "
-                              "[-0.3, +3.3] over 5 seeds (about 8 seeds would resolve it)",
     "06_dynamic_temperature.ipynb": "no headline yet: a validation pilot at T0 = 4 (3 seeds) found no per-sample "
                                     "temperature form beating the fixed one (FLSW with T0^2 -4.8 points, with "
                                     "T_x^2 +0.1, CWSM -1.0)",
