@@ -28,8 +28,11 @@ def save_atomic(obj, path) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         for old in _stale_temporaries(path):  # only this file's: a save of it in another process finishes first
-            if time.time() - old.stat().st_mtime > 600:
-                old.unlink(missing_ok=True)
+            try:
+                if time.time() - old.stat().st_mtime > 600:
+                    old.unlink(missing_ok=True)
+            except FileNotFoundError:  # another process saving the same file renamed it since the listing
+                pass
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as e:
         raise CheckpointError(f"cannot write to {path.parent} ({e.strerror}). Make it writable, or point "

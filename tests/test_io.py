@@ -128,6 +128,16 @@ def test_temporaries_of_a_killed_save_are_cleaned_up(tmp_path):
     assert not old.exists() and other.exists()
 
 
+def test_a_temporary_renamed_by_a_concurrent_save_is_not_an_error(tmp_path, monkeypatch):
+    """Two processes saving the same run (two notebooks sharing a cache): one lists the other's temporary
+    file, which is renamed over the target before it can be looked at. The save must go on."""
+    target = tmp_path / "run.pt"
+    gone = tmp_path / ".run.pt.vanished.tmp"  # listed, then renamed away by the other process
+    monkeypatch.setattr(io, "_stale_temporaries", lambda path: iter([gone]))
+    save_atomic({"epoch": 1}, target)
+    assert load_checked(target) == {"epoch": 1}
+
+
 def test_an_unwritable_checkpoint_folder_fails_before_training(tmp_path):
     from kdlab.io import check_writable
     (tmp_path / "a_file").write_text("not a folder")
