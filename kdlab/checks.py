@@ -51,6 +51,19 @@ def check_temperature_tensor(temperature, logits, name="temperature"):
                          f"move it with {name}.to(logits.device)")
 
 
+def check_temperatures(temperatures, name="temperatures"):
+    """Check a sweep's temperatures (a non-empty list of numbers > 0) and return them as a tuple of floats."""
+    if isinstance(temperatures, torch.Tensor):
+        temperatures = temperatures.tolist()
+    if _is_real(temperatures) or isinstance(temperatures, (str, bytes)) or not hasattr(temperatures, "__iter__"):
+        one = f"; for a single temperature write ({temperatures!r},)" if _is_real(temperatures) else ""
+        raise TypeError(f"{name} is a list of numbers, e.g. (1, 4, 16), got {temperatures!r}{one}")
+    ts = tuple(check_temperature(t, f"every one of {name}") for t in temperatures)
+    if not ts:
+        raise ValueError(f"{name} is empty; pass e.g. (1, 2, 4, 8, 16)")
+    return ts
+
+
 def validate_temperature_values(temperature, name="temperature"):
     """Check that every temperature is finite and > 0. Reads tensor values: use it outside the hot path
     (e.g. once in a test or a notebook), not on every training step."""

@@ -31,18 +31,13 @@ import math
 import pandas as pd
 import torch
 
+from kdlab.checks import check_temperatures
 from kdlab.experiment import Arm
 from kdlab.losses import KD, CrossEntropy, distillation_kl, soft_targets
 
 
 def _temperatures(temperatures):
-    ts = [float(t) for t in temperatures]
-    if not ts:
-        raise ValueError("temperatures is empty; pass e.g. (1, 2, 4, 8, 16)")
-    bad = [t for t in ts if not (math.isfinite(t) and t > 0)]
-    if bad:
-        raise ValueError(f"every temperature must be a finite number > 0, got {bad}")
-    return ts
+    return list(check_temperatures(temperatures))
 
 
 def _logits(x, name):

@@ -47,6 +47,7 @@ from kdlab.losses import KD, CrossEntropy, kd_loss, smoothed_one_hot
 from kdlab.models import create
 from kdlab.recipe import Recipe
 from kdlab.scale import get_scale
+from kdlab.temperature import kd_arms
 from kdlab.train import NonFiniteLossError, StaleCheckpointError, build, fit, resolve_device, state_digest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -437,6 +438,10 @@ CASES = [
     Case("seeds-a-number", "A number of seeds where the seeds go: `run_arms(..., seeds=3)`",
          lambda ctx: run_arms([Arm("a", "resnet8")], ctx.data(), RECIPE, seeds=3), TypeError,
          "seeds is a list of seeds", "e.g. (0, 1, 2) or range(3)"),
+    Case("temperatures-a-number", "One number where a sweep's temperatures go: `kd_arms(\"resnet8\", 4, teacher=t)` "
+         "(notebook 02's `TEMPERATURES = 4`)",
+         lambda ctx: kd_arms("resnet8", 4, teacher=torch.nn.Linear(1, 1)),
+         TypeError, "temperatures is a list of numbers", "for a single temperature write (4,)"),
     Case("recipe-a-dict", "A dict where a Recipe goes: `run_arms(arms, d, {\"epochs\": 10})`",
          lambda ctx: run_arms([Arm("a", "resnet8")], ctx.data(), {"epochs": 10}), TypeError,
          "recipe must be a kdlab.recipe.Recipe, got dict", "build one with Recipe(epochs=..., lr=...)"),

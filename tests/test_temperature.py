@@ -77,6 +77,24 @@ def test_bad_temperatures_are_refused(bad):
         tm.entropy_curve(torch.randn(2, 3), bad)
 
 
+@pytest.mark.parametrize("bad, error, says", [
+    (4, TypeError, r"list of numbers, e\.g\. \(1, 4, 16\), got 4; for a single temperature write \(4,\)"),
+    ("1, 4", TypeError, "list of numbers"),
+    ((1, True), TypeError, "must be a number, got bool"),
+    ((1, "4"), TypeError, "must be a number, got str"),
+    (torch.tensor(4.0), TypeError, "write \\(4.0,\\)"),
+])
+def test_a_sweep_given_one_temperature_or_non_numbers_says_what_to_write(bad, error, says):
+    with pytest.raises(error, match=says):
+        tm.kd_arms("resnet8", bad, teacher=torch.nn.Linear(1, 1))
+
+
+def test_sweep_temperatures_accept_any_sequence_of_numbers():
+    import numpy as np
+    for ok in ([1, 4], (1.0, 4.0), range(1, 5, 3), np.array([1, 4]), torch.tensor([1.0, 4.0])):
+        assert [a.objective.temperature for a in tm.kd_arms("resnet8", ok, teacher=torch.nn.Linear(1, 1))] == [1.0, 4.0]
+
+
 def test_bad_logit_shapes_are_refused():
     with pytest.raises(ValueError, match="shape"):
         tm.entropy_curve(torch.randn(2, 3, 4), [1])
