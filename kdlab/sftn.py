@@ -1,4 +1,4 @@
-"""Student-friendly teacher networks, SFTN (Park, Cho, Kim, Choi, "Learning Student-Friendly Teacher Networks
+"""Student-friendly teacher networks, SFTN (Park, Cha, Jeong, Kim, Han, "Learning Student-Friendly Teacher Networks
 for Knowledge Distillation", NeurIPS 2021, arXiv 2102.07650; no official code was found).
 
 The teacher is trained *with* its future student in mind: after teacher stage i (i < N) a student branch is
