@@ -36,10 +36,6 @@ from kdlab.experiment import Arm
 from kdlab.losses import KD, CrossEntropy, distillation_kl, soft_targets
 
 
-def _temperatures(temperatures):
-    return list(check_temperatures(temperatures))
-
-
 def _logits(x, name):
     x = torch.as_tensor(x)
     if x.dim() == 1:
@@ -60,7 +56,7 @@ def entropy(probs, dim: int = -1):
 def entropies(logits, temperatures) -> torch.Tensor:
     """H(softmax(z / T)) for every row of `logits` (B, K) and every T: a (len(temperatures), B) tensor."""
     z = _logits(logits, "logits")
-    return torch.stack([entropy(soft_targets(z, t)) for t in _temperatures(temperatures)])
+    return torch.stack([entropy(soft_targets(z, t)) for t in check_temperatures(temperatures)])
 
 
 def entropy_curve(logits, temperatures) -> pd.DataFrame:
@@ -70,7 +66,7 @@ def entropy_curve(logits, temperatures) -> pd.DataFrame:
     uniform)."""
     h = entropies(logits, temperatures).cpu()  # logits may live on the GPU; pandas needs host memory
     k = _logits(logits, "logits").shape[1]
-    return pd.DataFrame({"T": _temperatures(temperatures), "entropy": h.mean(1).numpy(),
+    return pd.DataFrame({"T": check_temperatures(temperatures), "entropy": h.mean(1).numpy(),
                          "entropy_min": h.min(1).values.numpy(), "entropy_max": h.max(1).values.numpy(),
                          "fraction": (h.mean(1) / math.log(k)).numpy()})
 
@@ -95,7 +91,7 @@ def soft_gradient_norms(student_logits, teacher_logits, temperatures) -> pd.Data
     zs = _logits(student_logits, "student_logits")
     b = zs.shape[0]
     rows = []
-    for t in _temperatures(temperatures):
+    for t in check_temperatures(temperatures):
         row = {"T": t}
         for col, t2 in (("with_t2", True), ("without_t2", False)):
             g = soft_gradient(zs, teacher_logits, t, t_squared=t2) * b
@@ -130,7 +126,7 @@ def logit_matching_error(student_logits, teacher_logits, temperatures) -> pd.Dat
     if denom <= 1e-6 * size:  # a shift is exact only up to rounding (~1e-7 relative in float32)
         raise ValueError("student and teacher logits are equal up to a shift per row: the gradient is 0 at every T")
     rows = []
-    for t in _temperatures(temperatures):
+    for t in check_temperatures(temperatures):
         g = soft_gradient(student_logits, teacher_logits, t, t_squared=True)
         rows.append({"T": t, "rel_error": float((g - target).norm()) / denom})
     return pd.DataFrame(rows)
@@ -149,7 +145,7 @@ def kd_arms(archs, temperatures, alphas=(0.9,), teacher=None) -> list:
     """One `Arm` per (arch, alpha, T): KD(T, w_ce=1 - alpha, w_kd=alpha) from `teacher`; alpha = 0 gives one
     cross-entropy arm per arch (no teacher, T irrelevant). Order: arch, then alpha, then T."""
     archs = [archs] if isinstance(archs, str) else list(archs)
-    ts = _temperatures(temperatures)
+    ts = check_temperatures(temperatures)
     arms, seen = [], set()
     for arch in archs:
         for alpha in alphas:
