@@ -12,11 +12,12 @@ HERE = Path(__file__).resolve().parents[1] / "notebooks"
 CASES = [  # notebook, the parameter line as a learner might write it, what the error must say
     ("01_dark_knowledge.ipynb", 'OMITTED_CLASS = "dogg"', "Did you mean 'dog'?"),
     ("02_temperature.ipynb", "TEMPERATURES = 4", "for a single temperature write (4,)"),
+    ("02_temperature.ipynb", "TEMPERATURES = (1, 4)", "keep both in TEMPERATURES"),  # the headline needs 2 and 8
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name, line, says", CASES, ids=[c[1].split(" =")[0] for c in CASES])
+@pytest.mark.parametrize("name, line, says", CASES, ids=[c[1] for c in CASES])
 def test_a_bad_parameter_stops_the_setup_cell(name, line, says, tmp_path, monkeypatch):
     monkeypatch.setenv("KDLAB_SCALE", "smoke")
     monkeypatch.setenv("KDLAB_PROGRESS", "0")
