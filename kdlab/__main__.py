@@ -4,6 +4,10 @@
     python -m kdlab scales          the scale switch's table
     python -m kdlab data NAME ...   download (or verify) datasets into the data folder
     python -m kdlab bench           kdlab's training pipeline against the conventional one
+                    bench --costs   measure this machine's row of the cost table that plan uses
+    python -m kdlab plan [NOTEBOOK] [--scale S]
+                                    what a notebook (or each) trains at a scale, and its expected time here
+                                    and on a GPU
 """
 import argparse
 import sys
@@ -55,6 +59,16 @@ def _main(argv=None):
             classes, train, test = load(name, p.parse_args(rest).root)
             print(f"{name}: {len(train)} train / {len(test)} test images, {len(classes)} classes, "
                   f"{tuple(train.images.shape[1:])}: ready")
+        return 0
+    if cmd == "plan":
+        from kdlab.plans import report
+        from kdlab.scale import SCALES
+        p = argparse.ArgumentParser(prog="python -m kdlab plan")
+        p.add_argument("notebook", nargs="?", default=None, help="01-07 or a notebook's name (default: all seven)")
+        p.add_argument("--scale", default=None, help=f"one of {', '.join(SCALES)} (default: KDLAB_SCALE, else this "
+                       f"machine's)")
+        a = p.parse_args(rest)
+        print(report(a.notebook, a.scale))
         return 0
     if cmd == "bench":
         from kdlab.bench import main as bench

@@ -156,6 +156,29 @@ def suite(device, quick: bool = False, workers: int | None = None):
     return table
 
 
+COST_MODELS = ("resnet8", "resnet14", "resnet20", "resnet8x4", "resnet32x4", "ShuffleV2")
+
+
+def measure_costs(device, models=None, batch_size=None, quick=False):
+    """Measures and saves this machine's cost rows (kdlab.costs), one per model, and prints them."""
+    import pandas as pd
+
+    from kdlab import costs
+    from kdlab.models import canonical
+    names = [canonical(m.strip()) for m in models.split(",")] if models else list(COST_MODELS)
+    batch = batch_size or (512 if device.type == "cuda" else 128)
+    steps, warmup = (2, 1) if quick else (10, 2)
+    rows = []
+    for name in names:
+        rows.append(costs.measure(name, device, batch, steps, warmup))
+        print(f"{name}: {rows[-1].train_ips:.0f} train images/s, {rows[-1].infer_ips:.0f} inference images/s",
+              flush=True)
+    path = costs.save(rows)
+    print(pd.DataFrame([r.__dict__ for r in rows]).drop(columns=["source"]).to_string(index=False))
+    print(f"saved to {path}: 'python -m kdlab plan' now uses these rows for this machine")
+    return rows
+
+
 def describe_device(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -175,9 +198,15 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="a few steps only: proves it runs (CI)")
     p.add_argument("--suite", action="store_true", help="the performance table (KD epoch, full schedule), "
                    "each row kdlab vs conventional")
+    p.add_argument("--costs", action="store_true", help="measure this machine's cost rows (train and inference "
+                   "images/s, operators, FLOPs per model) for 'python -m kdlab plan' and save them under KDLAB_HOME")
+    p.add_argument("--models", default=None, help="with --costs: comma-separated models (default: every model "
+                   "the notebooks train)")
     a = p.parse_args(argv)
     from kdlab.train import resolve_device
     device = resolve_device(a.device)
+    if a.costs:
+        return measure_costs(device, a.models, a.batch_size, a.quick)
     if a.suite:
         return suite(device, a.quick, a.workers)
     cuda = device.type == "cuda"

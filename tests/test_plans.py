@@ -1,0 +1,181 @@
+"""Notebook plans and their time estimates (kdlab.plans, kdlab.costs, python -m kdlab plan).
+
+The plans restate what each notebook's setup cell trains; the committed laptop runs printed one line per run, so
+the plans are checked against them run for run, and their time estimates against the seconds those runs took
+where the machine that made them has a row in the cost table."""
+import json
+import re
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from kdlab import costs, plans
+from kdlab.__main__ import main
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+RUN_LINE = re.compile(r"^(.*?)\s+seed (\d+): (?:test|val) acc [\d.]+%  \((\d+) s\)", re.M)
+
+
+def _outputs(nb: str) -> str:
+    cells = json.loads((NOTEBOOKS / f"{nb}.ipynb").read_text())["cells"]
+    out = []
+    for c in cells:
+        for o in c.get("outputs", []):
+            t = o.get("text") or o.get("data", {}).get("text/plain", "")
+            out.append("".join(t) if isinstance(t, list) else t)
+    return "\n".join(out)
+
+
+def _committed_runs(nb: str) -> dict:
+    """(arm, seed) -> seconds of each student run the committed notebook printed (a run loaded again later in the
+    same notebook, e.g. 06's followed run, counts once)."""
+    runs = {}
+    for m in RUN_LINE.finditer(_outputs(nb)):
+        runs.setdefault((m[1].strip(), int(m[2])), int(m[3]))
+    return runs
+
+
+@pytest.mark.parametrize("nb", plans.NOTEBOOKS)
+def test_laptop_plan_lists_the_runs_the_committed_notebook_made(nb):
+    committed = _committed_runs(nb)
+    planned = [t for t in plans.trainings(nb, "laptop") if t.kind == "student"]
+    assert len(planned) == len(committed), f"{nb}: the plan lists {len(planned)} student runs, the committed run " \
+                                           f"printed {len(committed)}"
+    # the same seeds, as often: a plan with one arm too many on seed 4 and one too few on seed 0 is wrong too
+    assert Counter(int(t.what.rsplit("seed ", 1)[1]) for t in planned) == Counter(s for _, s in committed)
+    committed_epochs = {"01_dark_knowledge": 6, "02_temperature": 4, "03_self_teaching": 30}.get(nb)
+    if committed_epochs:  # said in the notebooks' plan comments
+        assert {t.epochs for t in planned} == {committed_epochs}
+
+
+@pytest.mark.parametrize("nb", [nb for nb in plans.NOTEBOOKS
+                                if re.search(r"device\s+cpu: AMD EPYC", _outputs(nb))])
+def test_estimate_is_near_what_the_committed_runs_took(nb):
+    """Where the committed run's CPU has a measured row: the students' estimated seconds within [2/3, 3/2] of the
+    seconds the committed runs printed (measured: 1.11 for 06 and 1.26 for 04, whose epochs of 1,500 images are
+    the shortest)."""
+    committed = sum(_committed_runs(nb).values())
+    rows = costs.table(home="/nonexistent-kdlab-home")
+    device = next(r.device for r in rows if r.device.startswith("cpu: AMD EPYC"))
+    estimate = sum(plans.seconds(t, device, rows) for t in plans.trainings(nb, "laptop") if t.kind == "student")
+    assert 2 / 3 <= estimate / committed <= 3 / 2, (nb, estimate, committed)
+
+
+def test_shared_trainings_are_counted_once_by_the_first_notebook():
+    plan04 = plans.plan("04", "laptop", devices=[], home="/nonexistent-kdlab-home")
+    loaded = plan04[plan04["from"] != "trained here"]["training"].tolist()
+    # notebook 03 makes the self-teacher and the baseline and Tf-KD self runs on seeds 0-4 with the same settings
+    assert sorted(loaded) == sorted(["self-teacher resnet8"] + [f"{a} seed {s}" for a in ("baseline", "Tf-KD self")
+                                                                for s in range(5)])
+    plan07 = plans.plan("07", "laptop", devices=[], home="/nonexistent-kdlab-home")
+    loaded = set(plan07[plan07["from"] != "trained here"]["training"])
+    # 01's teacher; 05's KD (T = 4, 0.1/0.9, same teacher, 10 epochs) on seeds 0-3 and its baseline on 0-2
+    assert loaded == {"teacher resnet20"} | {f"KD <- standard seed {s}" for s in range(4)} | \
+        {f"baseline seed {s}" for s in range(3)}
+    # at reduced 05's teacher stops after 5 epochs, so 07's KD runs are its own
+    plan07 = plans.plan("07", "reduced", devices=[], home="/nonexistent-kdlab-home")
+    assert set(plan07[plan07["from"] != "trained here"]["training"]) == {"teacher resnet32x4"}
+    assert plans.plan("01", "laptop", devices=[], home="/nonexistent-kdlab-home")["from"].eq("trained here").all()
+
+
+def _fake_rows():
+    a = costs.Cost("cpu: test", "resnet8", "fp32", 128, 100.0, 1000.0, 200, 40, 0.025, float("inf"), "measured")
+    b = replace(a, arch="resnet20", infer_ips=500.0, augment_ips=1000.0)
+    return [a, b]
+
+
+def test_seconds_hand_computed():
+    rows = _fake_rows()
+    t = plans.Training("x", "resnet8", epochs=2, train_images=1000, batch_size=128, eval_images=500, evaluations=2)
+    # 2 x 1,000 images at 100/s, then 2 x 500 evaluated at 1,000/s
+    assert plans.seconds(t, "cpu: test", rows) == pytest.approx(20 + 1)
+    kd = replace(t, teacher="resnet20")  # + the teacher's forward at 500/s, + its predictions on 500 images once
+    assert plans.seconds(kd, "cpu: test", rows) == pytest.approx(21 + 2000 / 500 + 500 / 500)
+    student_of_20 = replace(t, arch="resnet20")  # augmentation at 1,000/s on top of training at 100/s
+    assert plans.seconds(student_of_20, "cpu: test", rows) == pytest.approx(2000 * (1 / 100 + 1 / 1000) + 1000 / 500)
+    big = replace(t, pixels=4.0)  # 64x64 images cost 4 times as much on a CPU row
+    assert plans.seconds(big, "cpu: test", rows) == pytest.approx(4 * 21)
+
+
+def test_gpu_model_reproduces_the_two_measured_h100_steps():
+    """The fit itself: the KD step resnet32x4 -> resnet8x4 that the two constants came from, at both batch sizes."""
+    rows = costs.table(home="/nonexistent-kdlab-home")
+    for batch, measured in costs.H100_KD_STEP_SECONDS.items():
+        s = costs.lookup(rows, costs.REFERENCE_GPU, "resnet8x4", batch)
+        t = costs.lookup(rows, costs.REFERENCE_GPU, "resnet32x4", batch)
+        per_op, _ = costs.gpu_constants(rows)
+        step = batch / s.train_ips + batch / t.infer_ips + 17 * per_op
+        assert step == pytest.approx(measured, rel=1e-9)
+        assert "estimate" in s.source
+
+
+def test_unmeasured_cpu_borrows_a_row_and_says_so():
+    r = costs.lookup(_fake_rows(), "cpu: another CPU", "resnet8", 128)
+    assert r.train_ips == 100.0 and "estimate" in r.source and "cpu: test" in r.source
+    with pytest.raises(KeyError, match="bench --costs"):
+        costs.lookup(_fake_rows(), "cpu: test", "resnet56", 128)
+
+
+def test_this_machines_rows_replace_the_shipped_ones(tmp_path):
+    shipped = costs.table(home=tmp_path)
+    mine = replace(shipped[0], train_ips=1.0, source="measured here")
+    costs.save([mine], home=tmp_path)
+    rows = costs.table(home=tmp_path)
+    assert len(rows) == len(shipped)
+    assert [r for r in rows if (r.device, r.arch) == (mine.device, mine.arch)] == [mine]
+
+
+def test_corrupt_cost_table_says_what_to_do(tmp_path):
+    (tmp_path / "costs.json").write_text("[{\"device\": 1}]")
+    with pytest.raises(ValueError, match="bench --costs"):
+        costs.table(home=tmp_path)
+
+
+def test_measure_counts_and_times_one_model():
+    r = costs.measure("resnet8", "cpu", batch_size=16, steps=1, warmup=0)
+    assert r.train_ips > 0 and r.infer_ips > r.train_ips and r.augment_ips > 0
+    assert r.ops_train > 3 * r.ops_infer > 0  # forward, backward, optimizer and batching against a forward alone
+    assert r.gflops == pytest.approx(0.025, rel=0.05)  # resnet8: about 12.5 M multiply-adds per 32x32 image
+    with pytest.raises(ValueError, match="steps"):
+        costs.measure("resnet8", "cpu", steps=0)
+
+
+# Plans over their budget, by the cost table's estimate: at reduced on an H100 every notebook but 03 and 04 is
+# estimated above 3 minutes (4-8 minutes). Resizing them waits for timings measured on a GPU.
+OVER_BUDGET = {("reduced", nb) for nb in ("01_dark_knowledge", "02_temperature", "05_knowledge_adjustment",
+                                          "06_dynamic_temperature", "07_student_friendly_teachers")}
+
+
+@pytest.mark.parametrize("scale", ["smoke", "laptop", "reduced"])
+@pytest.mark.parametrize("nb", plans.NOTEBOOKS)
+def test_plan_fits_its_budget(request, nb, scale):
+    if (scale, nb) in OVER_BUDGET:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="estimated over budget; resizing waits for GPU timings"))
+    rows = costs.table(home="/nonexistent-kdlab-home")
+    device = costs.REFERENCE_GPU if scale == "reduced" else next(r.device for r in rows if r.device.startswith("cpu"))
+    estimate = plans.total(nb, scale, device, home="/nonexistent-kdlab-home")
+    assert estimate <= plans.BUDGET_SECONDS[scale], f"{nb} at {scale}: {estimate:.0f} s on {device}"
+
+
+def test_resolve_names_notebooks():
+    assert plans.resolve("5") == plans.resolve("05") == plans.resolve("05_knowledge_adjustment.ipynb") == \
+        plans.resolve("knowledge_adjustment") == "05_knowledge_adjustment"
+    with pytest.raises(ValueError, match="Did you mean 'temperature'"):
+        plans.resolve("temprature")
+
+
+def test_plan_command(capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("KDLAB_HOME", str(tmp_path))
+    assert main(["plan", "04", "--scale", "laptop"]) == 0
+    out = capsys.readouterr().out
+    assert "04_drkd_rectification: 22 trainings here, 11 loaded from an earlier notebook" in out
+    assert "expected wall time" in out and costs.REFERENCE_GPU in out
+    assert main(["plan", "--scale", "full"]) == 0
+    out = capsys.readouterr().out
+    assert "all seven" in out and " h" in out and "no budget" in out
+    assert main(["plan", "99"]) == 2
+    assert "unknown notebook '99'" in capsys.readouterr().err
+    assert main(["plan", "--scale", "huge"]) == 2
+    assert "unknown scale 'huge'" in capsys.readouterr().err
