@@ -40,6 +40,8 @@ class Training:
     augment: bool = True  # random crop and flip of every training batch
     shared: str | None = None  # the same training in several notebooks: counted once, by the first
     kind: str = "student"
+    cache: tuple | None = None  # a teacher's get_teacher arguments: (dataset, get_data keywords, recipe, seed,
+    #                             scale name, sftn settings), to look for it in the teacher cache
 
 
 def resolve(notebook: str) -> str:
@@ -64,11 +66,14 @@ def _evaluations(epochs, every=1):
     return sum(1 for e in range(1, epochs + 1) if e % every == 0 or e == epochs)
 
 
-def _teacher(s, arch, recipe, train, val, test, seed=0, shared=True, branches=None, what=None, pixels=1.0):
+def _teacher(s, arch, recipe, train, val, test, seed=0, shared=True, branches=None, what=None, pixels=1.0,
+             data=None, sftn=None):
     key = f"{s.name} {arch} {recipe} {train} seed{seed} {branches}" if shared else None
+    data = data or (s.dataset, dict(train_size=train if s.train_size or train != _sizes(s)[0] else None,
+                                    val_size=s.val_size, test_size=s.test_size))
     return Training(what or f"teacher {arch}", arch, recipe.epochs, train, recipe.batch_size, val + test,
                     _evaluations(recipe.epochs), branches=branches, pixels=pixels, augment=recipe.augment, shared=key,
-                    kind="sftn-teacher" if branches else "teacher")
+                    kind="sftn-teacher" if branches else "teacher", cache=(*data, recipe, seed, s.name, sftn))
 
 
 def _runs(s, arms, seeds, recipe, train, eval_images, every=1, tag=None, pixels=1.0):
@@ -176,8 +181,11 @@ def drkd_rectification(scale):
         px = (tiny["size"] / 32) ** 2
         tiny_arms = [("Tiny ImageNet baseline", st, None, None), ("Tiny ImageNet Tf-KD self", st, st, None),
                      ("Tiny ImageNet DR-KD", st, st, None)]
+        tiny_data = ("tiny-imagenet-200", dict(train_size=None if scale == "full" else tiny["train"], val_size=2000,
+                                               test_size=None if scale == "full" else tiny["test"],
+                                               image_size=tiny["size"]))
         out += [_teacher(s, st, r, tiny["train"], 2000, tiny["test"], seed=100, shared=False, pixels=px,
-                         what=f"Tiny ImageNet self-teacher {st}"),
+                         what=f"Tiny ImageNet self-teacher {st}", data=tiny_data),
                 *_runs(s, tiny_arms, tiny["seeds"], r, tiny["train"], tiny["test"], pixels=px)]
     return out
 
@@ -220,8 +228,9 @@ def student_friendly_teachers(scale):
     recipe = replace(s.student_recipe, epochs=epochs)
     t, st = s.teacher, s.student
     head = [("KD <- standard", st, t, f"KD T=4 0.1/0.9 from {t} x{s.teacher_recipe.epochs}"), ("KD <- student-friendly", st, t, None)]
+    sftn = {"student": st, "tau": 1.0, "lambda_t": 1.0, "lambda_kl": 3.0 if scale == "full" else 0.3, "lambda_ce": 1.0}
     return [_first_teacher(s), _teacher(s, t, s.teacher_recipe, train, val, test, branches=st,
-                                        what=f"student-friendly teacher {t}"),
+                                        what=f"student-friendly teacher {t}", sftn=sftn),
             *_runs(s, head, seeds, recipe, train, test), *_runs(s, [("baseline", st, None, "baseline")], base, recipe,
                                                                 train, test)]
 
@@ -257,22 +266,46 @@ def seconds(t: Training, device: str, rows) -> float:
     return images
 
 
-def plan(notebook: str, scale: str, devices=None, home=None):
+def cached_teacher(t: Training, home=None, loaded_data=None) -> str:
+    """'yes' or 'no': whether the teacher cache under `home` holds this teacher, found by its exact key
+    (kdlab.cache.teacher_key, which needs the dataset on disk to fingerprint its splits); else why it cannot tell."""
+    from kdlab import cache, data
+    if t.cache is None:
+        return "-"
+    dataset, kw, recipe, seed, scale, sftn = t.cache
+    loaded_data = {} if loaded_data is None else loaded_data  # a plan's teachers share a few datasets
+    loaded = loaded_data.get((dataset, str(kw)))
+    if loaded is None:
+        try:
+            loaded = data.get_data(dataset, device="cpu", download=False, **kw)
+        except data.DataError:
+            return f"unknown: {dataset} is not on disk"
+        loaded_data[dataset, str(kw)] = loaded
+    key = cache.teacher_key(t.arch, loaded, recipe, seed, scale, sftn)
+    return "yes" if cache.teacher_path(key, home).exists() else "no"
+
+
+def plan(notebook: str, scale: str, devices=None, home=None, look_in_cache: bool = False):
     """The notebook's trainings at `scale` as a DataFrame: one row per training, its epochs and images, whether an
-    earlier notebook makes it (then it is loaded, not trained) and its expected seconds on each device."""
+    earlier notebook makes it (then it is loaded, not trained) and its expected seconds on each device.
+    `look_in_cache` adds whether each teacher is in the teacher cache already (a cached teacher costs nothing;
+    student runs are keyed by their teacher's weights, so only a run's own notebook can tell)."""
     import pandas as pd
 
     from kdlab import costs
     rows = costs.table(home)
     devices = list(devices or default_devices(rows))
     earlier = earlier_keys(notebook, scale)
-    out = []
+    out, loaded_data = [], {}
     for t in trainings(notebook, scale):
         made = t.shared in earlier if t.shared else False
+        cached = cached_teacher(t, home, loaded_data) if look_in_cache else None
+        free = made or cached == "yes"
         out.append({"training": t.what, "kind": t.kind, "model": t.arch + (f" <- {t.teacher}" if t.teacher else ""),
                     "epochs": t.epochs, "train images": t.train_images,
                     "from": "an earlier notebook's cache" if made else "trained here",
-                    **{d: 0.0 if made else seconds(t, d, rows) for d in devices}})
+                    **({"in the cache": cached} if look_in_cache else {}),
+                    **{d: 0.0 if free else seconds(t, d, rows) for d in devices}})
     return pd.DataFrame(out)
 
 
@@ -318,6 +351,8 @@ def summary(scale: str, devices=None, home=None):
 
 
 def format_seconds(s: float) -> str:
+    if s < 10:
+        return f"{s:.1f} s"
     if s < 90:
         return f"{s:.0f} s"
     if s < 5400:
@@ -343,14 +378,15 @@ def report(notebook: str | None = None, scale: str | None = None, home=None) -> 
         lines.append(frame.to_string())
     else:
         nb = resolve(notebook)
-        p = plan(nb, scale, devices, home)
+        p = plan(nb, scale, devices, home, look_in_cache=True)
         shown = p.copy()
         for d in devices:
             shown[d] = shown[d].map(format_seconds)
         lines.append(f"{nb}: {int((p['from'] == 'trained here').sum())} trainings here, "
                      f"{int((p['from'] != 'trained here').sum())} loaded from an earlier notebook")
         lines.append(shown.to_string(index=False))
-        lines.append("expected wall time (trainings + about 15 s of setup and figures): " + "; ".join(
+        lines.append("teachers marked 'yes' are in the teacher cache and cost nothing; expected wall time "
+                     "(trainings + about 15 s of setup and figures): " + "; ".join(
             f"{d}: {format_seconds(float(p[d].sum()) + SETUP_SECONDS)}" for d in devices))
     sources = {lookup_source(rows, d) for d in devices}
     lines.append("cost rows: " + "; ".join(sorted(sources)))

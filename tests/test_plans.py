@@ -80,6 +80,29 @@ def test_shared_trainings_are_counted_once_by_the_first_notebook():
     assert plans.plan("01", "laptop", devices=[], home="/nonexistent-kdlab-home")["from"].eq("trained here").all()
 
 
+@pytest.mark.slow
+def test_plan_finds_cached_teachers_by_their_exact_key(tmp_path):
+    """The teachers notebooks 01 and 03 train at smoke, trained as they train them: the plan finds both, and a
+    teacher of another seed is not taken for them."""
+    from kdlab import cache, data
+    from kdlab.scale import get_scale
+    s = get_scale("smoke", announce=False)
+    d = data.from_scale(s, device="cpu")
+    before = plans.plan("03", "smoke", devices=[], home=tmp_path, look_in_cache=True)
+    assert set(before.loc[before["kind"] == "teacher", "in the cache"]) == {"no"}
+    cache.get_teacher(s.teacher, d, s.teacher_recipe, scale=s.name, home=tmp_path, verbose=False, progress=False)
+    self_recipe = replace(s.student_recipe, epochs=6, augment=False)  # notebook 03's smoke regime
+    cache.get_teacher("resnet8", d, self_recipe, seed=100, scale=s.name, home=tmp_path, verbose=False, progress=False)
+    cache.get_teacher("resnet8", d, self_recipe, seed=101, scale=s.name, home=tmp_path, verbose=False, progress=False)
+    p01 = plans.plan("01", "smoke", devices=[], home=tmp_path, look_in_cache=True)
+    assert p01.loc[p01["kind"] == "teacher", "in the cache"].tolist() == ["yes"]
+    p03 = plans.plan("03", "smoke", devices=["cpu: test"], home=tmp_path, look_in_cache=True)
+    teachers = p03[p03["kind"] == "teacher"].set_index("training")
+    assert teachers["in the cache"].to_dict() == {"self-teacher resnet8": "yes", "weak teacher resnet8": "no"}
+    assert teachers.loc["self-teacher resnet8", "cpu: test"] == 0.0  # cached: it costs nothing
+    assert set(p03.loc[p03["kind"] == "student", "in the cache"]) == {"-"}
+
+
 def _fake_rows():
     a = costs.Cost("cpu: test", "resnet8", "fp32", 128, 100.0, 1000.0, 200, 40, 0.025, float("inf"), "measured")
     b = replace(a, arch="resnet20", infer_ips=500.0, augment_ips=1000.0)
