@@ -625,6 +625,14 @@ def test_virtual_teacher_checks_the_label_range_and_type():
         virtual_teacher(torch.tensor([1.0]), 3)
 
 
+def test_virtual_teacher_reads_no_label_values_off_the_cpu():
+    """Tf-KD reg's targets must not read the labels back to the host on an accelerator (a sync every step). Tensors
+    on the meta device have no values: reading one raises, so this fails if the range check reads them there."""
+    y = torch.zeros(4, dtype=torch.long, device="meta")
+    p = virtual_teacher(y, 10)
+    assert p.device.type == "meta" and p.shape == (4, 10)
+
+
 def test_drkd_accepts_numpy_label_smoothing():
     import numpy as np
     assert DRKD(label_smoothing=np.float32(0.1)).label_smoothing == pytest.approx(0.1)

@@ -125,7 +125,9 @@ def virtual_teacher(labels, num_classes, correct_prob=0.99, dtype=torch.float32)
     if not isinstance(labels, torch.Tensor) or labels.dim() != 1 or labels.is_floating_point() \
             or labels.dtype == torch.bool:
         raise ValueError("labels must be a 1-D integer tensor of class indices (torch.long)")
-    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
+    # on the CPU only: on a GPU reading min and max would stop every step to wait for the device (and prevent
+    # capturing it as a graph); fit has checked every label of the dataset before the first step
+    if labels.device.type == "cpu" and labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= k):
         raise ValueError(f"labels span [{int(labels.min())}, {int(labels.max())}] but num_classes={k}: labels must "
                          f"be 0..{k - 1}")
     p = torch.full((labels.shape[0], k), (1 - c) / (k - 1), device=labels.device, dtype=dtype)
