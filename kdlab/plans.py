@@ -13,10 +13,9 @@ The lists restate the plans in the notebooks' setup cells (`PLANS`); tests/test_
 the runs the committed notebooks printed, run for run.
 """
 import difflib
-import math
 from dataclasses import dataclass, replace
 
-from kdlab.scale import PRESETS, SCALES
+from kdlab.scale import PRESETS
 
 NOTEBOOKS = ("01_dark_knowledge", "02_temperature", "03_self_teaching", "04_drkd_rectification",
              "05_knowledge_adjustment", "06_dynamic_temperature", "07_student_friendly_teachers")
