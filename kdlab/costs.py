@@ -1,8 +1,8 @@
 """What one image costs a model on a device: the table behind `python -m kdlab plan`'s time estimates.
 
 A row holds, for one model on one device at one precision, the training step's images/s (kdlab's own
-`train_step` at the scale's batch size, augmentation included), inference images/s (evaluation and a frozen
-teacher's forward), and what the step is made of: operators launched per training step and per inference batch
+`train_step` at the scale's batch size), inference images/s (evaluation and a frozen teacher's forward), random
+crop and flip's images/s (added for a recipe that augments), and what the step is made of: operators launched per training step and per inference batch
 and forward GFLOPs per 32x32 image. `python -m kdlab bench --costs` measures the rows of this machine (CPU or
 GPU) and saves them to `<KDLAB_HOME>/costs.json`, which `plan` then prefers. `kdlab/costs.json` ships the rows
 measured where kdlab is developed.
@@ -121,6 +121,12 @@ def lookup(rows, device: str, arch: str, batch_size: int, pixels: float = 1.0) -
                           f"kdlab bench --costs)")
 
 
+def device_name(device) -> str:
+    """A device's name in the cost table: "cpu: <the CPU>, <threads> threads" or the GPU's name."""
+    from kdlab.bench import describe_device
+    return describe_device(device) if device.type == "cuda" else f"cpu: {describe_device(device)}"
+
+
 def count_ops(fn) -> int:
     """Operators `fn()` dispatches (about one kernel launch each on a GPU)."""
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -145,7 +151,6 @@ def measure(arch: str, device=None, batch_size: int = 128, steps: int = 10, warm
     import torch
 
     from kdlab import data as kdata
-    from kdlab.bench import describe_device
     from kdlab.losses import CrossEntropy
     from kdlab.runcard import _git_commit
     from kdlab.train import _autocast, _scaler, build, precision, resolve_device, train_step
@@ -208,7 +213,7 @@ def measure(arch: str, device=None, batch_size: int = 128, steps: int = 10, warm
     with counter, torch.no_grad():
         model(x_eval[:1].float())
     commit = _git_commit() or "unknown commit"
-    return Cost(describe_device(device) if device.type == "cuda" else f"cpu: {describe_device(device)}", arch,
+    return Cost(device_name(device), arch,
                 precision(device), batch_size, round(train_ips, 1), round(infer_ips, 1), ops_train + ops_augment, ops_infer,
                 round(counter.get_total_flops() / 1e9, 4), round(augment_ips, 1),
                 f"measured {datetime.date.today().isoformat()} at {commit}, {steps} steps after {warmup} warm-up")
