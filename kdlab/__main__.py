@@ -8,6 +8,10 @@
     python -m kdlab plan [NOTEBOOK] [--scale S]
                                     what a notebook (or each) trains at a scale, and its expected time here
                                     and on a GPU
+    python -m kdlab teachers list   the teachers in the cache (KDLAB_HOME)
+    python -m kdlab teachers export DIR
+                                    copy them with a manifest into DIR, for a course to share: learners set
+                                    KDLAB_TEACHERS=DIR (or the address DIR is served at)
 """
 import argparse
 import sys
@@ -70,12 +74,46 @@ def _main(argv=None):
         a = p.parse_args(rest)
         print(report(a.notebook, a.scale))
         return 0
+    if cmd == "teachers":
+        return _teachers(rest)
     if cmd == "bench":
         from kdlab.bench import main as bench
         bench(rest)
         return 0
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
+
+
+def _teachers(rest):
+    import pandas as pd
+
+    from kdlab.cache import cached_teachers, export_teachers
+    from kdlab.paths import home_dir
+    p = argparse.ArgumentParser(prog="python -m kdlab teachers")
+    p.add_argument("action", choices=("list", "export"))
+    p.add_argument("folder", nargs="?", help="export: the folder to write (made if missing)")
+    a = p.parse_args(rest)
+    if a.action == "list":
+        if a.folder:
+            raise ValueError("'teachers list' takes no folder: it lists the cache in KDLAB_HOME")
+        entries = cached_teachers()
+    elif not a.folder:
+        raise ValueError("'teachers export' needs the folder to write, e.g. python -m kdlab teachers export "
+                         "/srv/course/teachers")
+    else:
+        entries = export_teachers(a.folder)
+    if not entries:
+        print(f"no teachers in {home_dir() / 'teachers'}: run a notebook (or get_teacher) first")
+        return 0
+    table = pd.DataFrame([{"teacher": e["key"]["arch"], "dataset": e["key"]["data"]["dataset"],
+                           "scale": e["key"]["scale"], "seed": e["key"]["seed"],
+                           "test acc %": round(100 * e["test_acc"], 2), "device": e["device"], "file": e["file"]}
+                          for e in entries])
+    print(table.to_string(index=False))
+    if a.action == "export":
+        print(f"\n{len(entries)} teachers in {a.folder} with manifest.json; learners set KDLAB_TEACHERS={a.folder} "
+              f"(or to the http(s) address that serves it)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -10,21 +10,29 @@ with a digest of the weights, so a renamed, stale or damaged file is refused wit
 Two processes asking for the same teacher: the first takes an exclusive lock on `<file>.lock` and trains
 (resumably, through a `.partial` checkpoint); the second waits for the lock, then loads what the first saved.
 Files are loaded with `weights_only=True`.
+
+A course can share its teachers: `export_teachers(folder)` (`python -m kdlab teachers export DIR`) copies the
+cache with a manifest, and `KDLAB_TEACHERS=<folder or URL>` makes `get_teacher` take a teacher it lacks from
+there, checked, before training it (kdlab.mirror).
 """
 import fcntl
 import hashlib
 import json
 import numbers
 import re
+import os
+import shutil
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from kdlab import mirror
 from kdlab.io import CheckpointError, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.models import canonical
 from kdlab.paths import home_dir
 from kdlab.recipe import RECIPE_VERSION, Recipe
+from kdlab.runcard import made_by
 from kdlab.sftn import SFTN, SFTNLoss
 from kdlab.train import StaleCheckpointError, build, evaluate, fit, resolve_device, state_digest
 
@@ -173,6 +181,12 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
                 m = teacher.cache_info["metrics"]
                 print(f"teacher {arch} loaded from cache ({path.name}): test acc {100 * m['acc']:.2f}%")
             return teacher
+        if (where := mirror.source()) and _from_mirror(where, key, path, device):
+            teacher = _load(path, key, device)
+            if verbose:
+                m = teacher.cache_info["metrics"]
+                print(f"teacher {arch} taken from the mirror {where} ({path.name}): test acc {100 * m['acc']:.2f}%")
+            return teacher
         what = f"student-friendly teacher {arch} (branches for {key['student']})" if sftn else f"teacher {arch}"
         if verbose:
             print(f"training {what} on {data.name} ({recipe.epochs} epochs, seed {seed}); cached as {path.name}")
@@ -196,6 +210,86 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
         metrics = evaluate(model, data, "test")
         save_atomic({"key": json.dumps(key), "state_dict": model.state_dict(), "weights": state_digest(model),
                      "metrics": metrics, "history": history.to_dict("records"),
-                     "trained_seconds": float(history["seconds"].sum())}, path)
+                     "trained_seconds": float(history["seconds"].sum()), "made_by": made_by(device)}, path)
         partial.unlink(missing_ok=True)
         return _load(path, key, device)
+
+
+def _from_mirror(where: str, key: dict, path: Path, device) -> bool:
+    """Puts the mirror's teacher for exactly this key at `path` and says True, or says in one line why not (and
+    leaves nothing of it behind): the caller then trains the teacher."""
+    try:
+        entries = mirror.read_manifest(where)
+        entry = next((e for e in entries if e["key"] == key), None)
+        if entry is None:
+            near = [e for e in entries if all(e["key"].get(f) == key[f] for f in ("kind", "arch", "seed"))]
+            why = f"; nearest: {_key_differences(near[0]['key'], key)}" if near else ""
+            raise mirror.MirrorError(f"it has no teacher for this exact key ({path.name}{why})")
+        tmp = mirror.download(where, entry, path.parent)
+        try:
+            _load(tmp, key, device)  # the key and weights inside, as for every cache file
+        except CheckpointError as e:
+            tmp.unlink(missing_ok=True)
+            raise mirror.MirrorError(f"{entry['file']} matches its manifest's sha256 but is not the teacher the "
+                                     f"entry says ({type(e).__name__}: its key, weights or format differ); not "
+                                     f"loaded") from e
+        os.replace(tmp, path)
+        return True
+    except mirror.MirrorError as e:
+        print(f"teacher mirror {where}: {e}; training the teacher here instead")
+        return False
+
+
+def cached_teachers(home=None) -> list:
+    """One entry per teacher in the cache that loads (its key matches its name and its weights their digest):
+    file, key, sha256, bytes, test accuracy, training seconds, device and commit. A file that does not load is
+    left out with a line saying why."""
+    src, entries = Path(home or home_dir()) / "teachers", []
+    files = sorted(p for p in src.glob("*.pt") if not p.name.endswith(".partial.pt")) if src.is_dir() else []
+    for path in files:
+        try:
+            blob = load_checked(path, "cached teacher")
+            key = json.loads(blob["key"])
+            if teacher_path(key, home).name != path.name:
+                raise CacheMismatchError(f"{path} is named for another key than the one inside")
+            info = _load(path, key, "cpu").cache_info  # the weights' digest too
+        except (CheckpointError, KeyError, TypeError, ValueError) as e:
+            print(f"left out: {path.name}: {e}")
+            continue
+        unknown = "unknown (trained before kdlab recorded it)"
+        who = blob.get("made_by", {})
+        entries.append({"file": path.name, "key": key, "sha256": mirror.sha256_of(path),
+                        "bytes": path.stat().st_size, "test_acc": info["metrics"]["acc"],
+                        "trained_seconds": info["trained_seconds"], "device": who.get("device", unknown),
+                        "commit": who.get("commit", unknown)})
+    return entries
+
+
+def export_teachers(folder, home=None) -> list:
+    """Copies every teacher of the cache that loads into `folder` with `manifest.json` (kdlab.mirror) and returns
+    the manifest's entries. A file exported before is overwritten; other entries of the folder's manifest are
+    kept, so several machines can export into one folder."""
+    src, folder = Path(home or home_dir()) / "teachers", Path(folder).expanduser()
+    if folder.resolve() == src.resolve():
+        raise ValueError(f"{folder} is the teacher cache itself; export to another folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        old = mirror.read_manifest(str(folder)) if (folder / mirror.MANIFEST).exists() else []
+    except mirror.MirrorError as e:
+        raise ValueError(f"{folder} holds a {mirror.MANIFEST} kdlab cannot read ({e}); export to an empty "
+                         f"folder") from e
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {folder} ({e.strerror}); export to a folder you can write") from e
+    entries = {e["file"]: e for e in old if (folder / str(e.get("file"))).is_file()}
+    for entry in cached_teachers(home):
+        tmp = folder / f".{entry['file']}.tmp"
+        try:
+            shutil.copyfile(src / entry["file"], tmp)
+            if mirror.sha256_of(tmp) != entry["sha256"]:  # the cache file changed while it was copied
+                raise CheckpointError(f"{entry['file']} changed while it was exported; run the export again")
+            os.replace(tmp, folder / entry["file"])
+        finally:
+            tmp.unlink(missing_ok=True)
+        entries[entry["file"]] = entry
+    mirror.write_manifest(folder, list(entries.values()))
+    return sorted(entries.values(), key=lambda e: e["file"])

@@ -41,6 +41,17 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def made_by(device) -> dict:
+    """What trained a saved model, kept beside it: the device's name, the commit, kdlab's and torch's versions."""
+    import torch
+
+    import kdlab
+    device = torch.device(device)
+    name = f"cuda: {torch.cuda.get_device_name(device)}" if device.type == "cuda" else f"cpu: {_cpu_name()}"
+    # plain str: torch.__version__ is a str subclass that weights_only loading refuses
+    return {"device": name, "commit": _git_commit(), "kdlab": str(kdlab.__version__), "torch": str(torch.__version__)}
+
+
 @dataclass
 class RunCard:
     kdlab: str
