@@ -15,19 +15,16 @@ A course can share its teachers: `export_teachers(folder)` (`python -m kdlab tea
 cache with a manifest, and `KDLAB_TEACHERS=<folder or URL>` makes `get_teacher` take a teacher it lacks from
 there, checked, before training it (kdlab.mirror).
 """
-import fcntl
 import hashlib
 import json
 import numbers
 import re
 import os
 import shutil
-import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from kdlab import mirror
-from kdlab.io import CheckpointError, load_checked, save_atomic
+from kdlab.io import CheckpointError, exclusive, load_checked, lock_path, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.models import canonical
 from kdlab.paths import home_dir
@@ -86,28 +83,6 @@ def teacher_path(key: dict, home=None) -> Path:
     kind = f"sftn-{key['student']}-" if key.get("kind") == "sftn-teacher" else ""
     name = f"{kind}{key['arch']}-{key['data']['dataset']}-{key['scale'] or 'custom'}-seed{key['seed']}-{digest}.pt"
     return Path(home or home_dir()) / "teachers" / name
-
-
-@contextmanager
-def _exclusive(lock_path: Path):
-    try:
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(lock_path, "a")
-    except OSError as e:
-        raise CheckpointError(f"cannot write to {lock_path.parent} ({e.strerror}). Make it writable, or set "
-                              f"KDLAB_HOME to a folder you can write.") from e
-    with f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            print(f"another process is training this teacher; waiting for it ({lock_path.name})")
-            t0 = time.monotonic()
-            fcntl.flock(f, fcntl.LOCK_EX)
-            print(f"... done after {time.monotonic() - t0:.0f} s; loading its result")
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _key_differences(stored, wanted, prefix="") -> str:
@@ -174,7 +149,7 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
     key = teacher_key(arch, data, recipe, seed, scale, sftn)  # checks every name first
     arch, seed = key["arch"], key["seed"]
     path = teacher_path(key, home)
-    with _exclusive(path.with_suffix(".lock")):
+    with exclusive(path, "another process is training this teacher"):
         if path.exists():
             teacher = _load(path, key, device)
             if verbose:
@@ -212,6 +187,7 @@ def get_teacher(arch: str, data, recipe: Recipe, *, seed: int = 0, scale: str | 
                      "metrics": metrics, "history": history.to_dict("records"),
                      "trained_seconds": float(history["seconds"].sum()), "made_by": made_by(device)}, path)
         partial.unlink(missing_ok=True)
+        lock_path(partial).unlink(missing_ok=True)  # fit's lock on it: only this teacher's lock holder uses it
         return _load(path, key, device)
 
 

@@ -30,6 +30,7 @@ from kdlab.losses import CrossEntropy
 from kdlab.paths import home_dir
 from kdlab.recipe import Recipe
 from kdlab.describe import Undescribable
+from kdlab.io import is_locked
 from kdlab.train import build, fit, run_fingerprint
 
 
@@ -116,32 +117,56 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress
     if len(set(names)) != len(names):
         raise ValueError(f"arm names must be unique, got {names}")
     home = home_dir() if home is None else Path(home)
-    rows, curves, models = [], [], {}
+
+    def locate(seed, arm):
+        """The run's freshly built student and where it is saved (None: its objective cannot be described)."""
+        d = arm.data or data
+        model = build(arm.arch, d.num_classes, seed=seed, device=d.device)
+        try:
+            fp = run_fingerprint(model, d, arm.recipe or recipe, arm.objective, arm.teacher, seed, arm.objective_id)
+        except Undescribable as e:
+            print(f"{arm.name}: not saved, trained from scratch every time: kdlab cannot describe its objective "
+                  f"completely ({e}). Give the arm objective_id='...' (a name you change whenever the "
+                  f"objective changes) to save and reuse it.")
+            return model, None
+        return model, run_path(fp, [s for s in eval_splits if len(d.split(s)) > 0], home, eval_every)
+
+    def train(seed, arm, model, path):
+        d, r = arm.data or data, arm.recipe or recipe
+        existed = path is not None and path.exists()
+        epoch_cb = None if callback is None else functools.partial(callback, arm.name, seed)
+        h = fit(model, d, r, objective=arm.objective, teacher=arm.teacher, seed=seed, checkpoint=path,
+                progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})", eval_splits=eval_splits,
+                callback=epoch_cb, objective_id=arm.objective_id, eval_every=eval_every)
+        trained, earlier = h.attrs["trained_epochs"], ""
+        if existed:
+            earlier = f" (resumed: {trained} of its epochs were left)" if trained else \
+                " (loaded: an earlier call made this run)"
+        elif path is not None and not trained:
+            earlier = " (loaded: another process made this run meanwhile)"
+        last = h.iloc[-1].to_dict()
+        row = {"arm": arm.name, "seed": seed, **{k: v for k, v in last.items() if k != "epoch"},
+               "train_seconds": float(h["seconds"].sum())}
+        split = "test" if "test_acc" in last else "val" if "val_acc" in last else None
+        acc = f"{split} acc {100 * last[f'{split}_acc']:.1f}%" if split else "not evaluated"
+        print(f"{arm.name:<24} seed {seed}: {acc}  ({row['train_seconds']:.0f} s){earlier}")
+        return row, h.assign(arm=arm.name, seed=seed), model
+
+    # A run another process is training (a sweep's other jobs share the run cache) comes last: this process
+    # trains the others meanwhile, then waits for it and loads it.
+    done, later = {}, []
     for seed in seeds:
         for arm in arms:
-            d, r = arm.data or data, arm.recipe or recipe
-            model = build(arm.arch, d.num_classes, seed=seed, device=d.device)
-            try:
-                fp = run_fingerprint(model, d, r, arm.objective, arm.teacher, seed, arm.objective_id)
-                path = run_path(fp, [s for s in eval_splits if len(d.split(s)) > 0], home, eval_every)
-                earlier = " (loaded: an earlier call made this run)" if path.exists() else ""
-            except Undescribable as e:
-                print(f"{arm.name}: not saved, trained from scratch every time: kdlab cannot describe its objective "
-                      f"completely ({e}). Give the arm objective_id='...' (a name you change whenever the "
-                      f"objective changes) to save and reuse it.")
-                path, earlier = None, ""
-            epoch_cb = None if callback is None else functools.partial(callback, arm.name, seed)
-            h = fit(model, d, r, objective=arm.objective, teacher=arm.teacher, seed=seed, checkpoint=path,
-                    progress=progress, verbose=verbose, desc=f"{arm.name} (seed {seed})", eval_splits=eval_splits,
-                    callback=epoch_cb, objective_id=arm.objective_id, eval_every=eval_every)
-            last = h.iloc[-1].to_dict()
-            rows.append({"arm": arm.name, "seed": seed, **{k: v for k, v in last.items() if k != "epoch"},
-                         "train_seconds": float(h["seconds"].sum())})
-            curves.append(h.assign(arm=arm.name, seed=seed))
-            models[arm.name, seed] = model
-            split = "test" if "test_acc" in last else "val" if "val_acc" in last else None
-            acc = f"{split} acc {100 * last[f'{split}_acc']:.1f}%" if split else "not evaluated"
-            print(f"{arm.name:<24} seed {seed}: {acc}  ({rows[-1]['train_seconds']:.0f} s){earlier}")
+            model, path = locate(seed, arm)
+            if path is not None and not path.exists() and is_locked(path):
+                later.append((seed, arm, model, path))
+            else:
+                done[arm.name, seed] = train(seed, arm, model, path)
+    for seed, arm, model, path in later:
+        done[arm.name, seed] = train(seed, arm, model, path)
+    order = [(arm.name, seed) for seed in seeds for arm in arms]
+    rows, curves, models = ([done[k][i] for k in order] for i in range(3))
+    models = dict(zip(order, models))
     runs = pd.DataFrame(rows)
     histories = pd.concat(curves, ignore_index=True)
     return Results(runs, histories, models)

@@ -5,10 +5,12 @@ A write goes to a temporary file in the same folder, is flushed to disk, then re
 the new one, never a mixture.
 """
 import errno
+import fcntl
 import glob
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -84,3 +86,49 @@ def load_checked(path, what: str = "checkpoint") -> dict:
     except Exception as e:
         raise CheckpointError(f"{what} {path} is truncated or corrupt ({type(e).__name__}). Delete it and run the "
                               f"same call again: it starts that run (or trains that teacher) from scratch.") from e
+
+
+def lock_path(path) -> Path:
+    """The lock file beside `path` ("run.pt" -> "run.lock") that processes sharing it take while they write it."""
+    return Path(path).with_suffix(".lock")
+
+
+@contextmanager
+def exclusive(path, waiting: str = "another process is writing it"):
+    """Holds the lock on `path` (kdlab.io.lock_path) for the block: a second process (a notebook open twice, a
+    sweep's jobs) waits here, saying so, and then finds what the first one saved. The lock dies with its process,
+    so a killed run never leaves a stale one."""
+    lock = lock_path(path)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        f = open(lock, "a")
+    except OSError as e:
+        raise CheckpointError(f"cannot write to {lock.parent} ({e.strerror}). Make it writable, or set "
+                              f"KDLAB_HOME to a folder you can write.") from e
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"{waiting}; waiting for it ({lock.name})")
+            t0 = time.monotonic()
+            fcntl.flock(f, fcntl.LOCK_EX)
+            print(f"... done after {time.monotonic() - t0:.0f} s; loading its result")
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def is_locked(path) -> bool:
+    """Whether another process holds `path`'s lock right now (it is training that run)."""
+    lock = lock_path(path)
+    try:
+        with open(lock, "rb") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(f, fcntl.LOCK_UN)
+            return False
+    except OSError:  # no lock file: nobody has started it
+        return False

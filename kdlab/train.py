@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import pandas as pd
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 from kdlab import metrics
 from kdlab.data import Data, _mix
 from kdlab.describe import Undescribable, describe
-from kdlab.io import CheckpointError, check_writable, load_checked, save_atomic
+from kdlab.io import CheckpointError, check_writable, exclusive, load_checked, save_atomic
 from kdlab.losses import CrossEntropy
 from kdlab.models import create
 from kdlab.recipe import RECIPE_VERSION, Recipe
@@ -337,112 +338,119 @@ def fit(model, data: Data, recipe: Recipe, *, objective=None, teacher=None, seed
                                 f"checkpoint") from None
         fingerprint = {"objective": f"not described ({e})"}
     fingerprint = json.loads(json.dumps(fingerprint))
-    history, start_epoch = [], 0
-    if checkpoint is not None and checkpoint.exists() and resume:
-        state = load_checked(checkpoint)
-        if not isinstance(state, dict) or "fingerprint" not in state:
-            raise StaleCheckpointError(f"{checkpoint} is not a kdlab run checkpoint (it has no fingerprint: a plain "
-                                       f"torch.save of something else?). Pass another checkpoint path, or delete it.")
-        stored = json.loads(state["fingerprint"])
-        if stored != fingerprint:
-            diff = "; ".join(_differences(stored, fingerprint)[:6])
-            err = StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "
-                                       f"or pass another checkpoint path (or resume=False to overwrite it).")
-            err.differences = diff  # for callers whose own advice differs (kdlab.cache)
-            raise err
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])  # the loss scale it had reached: an exact resume
-        history, start_epoch = list(state["history"]), int(state["epoch"])
-        if verbose and start_epoch < recipe.epochs:
-            print(f"resuming from {checkpoint} after epoch {start_epoch}/{recipe.epochs}")
+    # One process trains a run at a time: another one asking for it (a sweep's jobs, a notebook open twice) waits
+    # here, then resumes from or loads what the first saved.
+    with exclusive(checkpoint, "another process is training this run") if checkpoint is not None else nullcontext():
+        history, start_epoch = [], 0
+        if checkpoint is not None and checkpoint.exists() and resume:
+            state = load_checked(checkpoint)
+            if not isinstance(state, dict) or "fingerprint" not in state:
+                raise StaleCheckpointError(f"{checkpoint} is not a kdlab run checkpoint (it has no fingerprint: a "
+                                           f"plain torch.save of something else?). Pass another checkpoint path, or "
+                                           f"delete it.")
+            stored = json.loads(state["fingerprint"])
+            if stored != fingerprint:
+                diff = "; ".join(_differences(stored, fingerprint)[:6])
+                err = StaleCheckpointError(f"checkpoint {checkpoint} was made by a different run ({diff}). Delete it, "
+                                           f"or pass another checkpoint path (or resume=False to overwrite it).")
+                err.differences = diff  # for callers whose own advice differs (kdlab.cache)
+                raise err
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])  # the loss scale it had reached: an exact resume
+            history, start_epoch = list(state["history"]), int(state["epoch"])
+            if verbose and start_epoch < recipe.epochs:
+                print(f"resuming from {checkpoint} after epoch {start_epoch}/{recipe.epochs}")
 
-    teacher_eval = {}
-    if teacher is not None and start_epoch < recipe.epochs:
-        teacher_eval = {s: predict(teacher, data, s) for s in eval_splits}
+        teacher_eval = {}
+        if teacher is not None and start_epoch < recipe.epochs:
+            teacher_eval = {s: predict(teacher, data, s) for s in eval_splits}
 
-    progress = show_progress(progress)
-    steps_per_epoch = len(data.loader("train", recipe.batch_size))
-    bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
-               desc=desc or getattr(model, "arch", "train"), disable=not progress, leave=False)
-    epoch, step = start_epoch, 0
-    try:
-        cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
-            if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda_ids):  # the caller's RNG state is left as it was
-            for epoch in range(start_epoch, recipe.epochs):
-                torch.manual_seed(_mix(seed, epoch, "global"))  # dropout etc.: same on resume
-                t0 = time.perf_counter()
-                model.train()
-                loss_sum = torch.zeros((), device=device)
-                correct = torch.zeros((), device=device, dtype=torch.long)
-                stat_sums, seen = {}, 0
-                first_bad = torch.full((), -1, device=device, dtype=torch.long)
-                loader = data.loader("train", recipe.batch_size, seed=seed, epoch=epoch, augment=recipe.augment)
-                for step, (x, y, index) in enumerate(loader):
-                    lr = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    loss, logits, stats = train_step(model, optimizer, objective, x, y, index, teacher, scaler)
-                    b = len(y)
-                    seen += b
-                    first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
-                    loss_sum += loss * b
-                    correct += (logits.argmax(1) == y).sum()
-                    for k, v in stats.items():
-                        stat_sums[k] = stat_sums.get(k, 0) + v.detach().float() * b
-                    bar.update(1)
-                    if (step + 1) % check_every == 0 and first_bad.item() >= 0:
-                        break
-                bad = int(first_bad.item())
-                if bad >= 0:
-                    if checkpoint is None:
-                        kept = "no checkpoint was kept (pass checkpoint=...)"
-                    elif history:
-                        kept = f"the checkpoint {checkpoint} still holds epoch {len(history)}"
-                    else:
-                        kept = "no epoch had finished, so there is no checkpoint yet"
-                    raise NonFiniteLossError(f"the loss became NaN or infinite at epoch {epoch + 1}, step {bad + 1} "
-                                             f"(lr {recipe.lr_at(epoch * steps_per_epoch + bad, steps_per_epoch):.4g}); "
-                                             f"{kept}. Lower the learning rate or check the inputs and the objective.")
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                train_seconds = time.perf_counter() - t0
-                row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen,
-                       "train_acc": float(correct) / seen}
-                row.update({f"train_{k}": float(v) / seen for k, v in stat_sums.items()})
-                for s in eval_splits if (epoch + 1) % eval_every == 0 or epoch + 1 == recipe.epochs else ():
-                    row.update({f"{s}_{k}": v for k, v in
-                                evaluate(model, data, s, teacher_logits=teacher_eval.get(s)).items()})
-                row["seconds"] = time.perf_counter() - t0
-                row["images_per_s"] = seen / train_seconds
-                history.append(row)
-                if checkpoint is not None:
-                    save_atomic({"fingerprint": json.dumps(fingerprint), "epoch": epoch + 1,
-                                 "scaler": None if scaler is None else scaler.state_dict(),
-                                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                 "history": history}, checkpoint)
-                if callback is not None:  # after the save: a callback that raises loses no training
-                    callback(epoch + 1, model)
-                if verbose:
-                    (bar.write if progress else print)(_summary(row, recipe.epochs))
-                elif row.get("train_skipped", 0) > 0.05:  # never silent: many fp16 steps had overflowing gradients
-                    print(f"{desc or 'train'}: epoch {epoch + 1} skipped {100 * row['train_skipped']:.0f}% of its steps "
-                          f"(fp16 gradients overflowed; the loss scale was lowered). If this persists, lower the learning "
-                          f"rate or set KDLAB_PRECISION=fp32")
-    except KeyboardInterrupt:
-        if checkpoint is None:
-            where = "No checkpoint was being written (pass checkpoint=... to make runs resumable)."
-        elif history:
-            where = f"The checkpoint {checkpoint} holds epoch {len(history)}: run the same call again to resume there."
-        else:
-            where = "No epoch had finished, so there is no checkpoint yet: the same call starts again from epoch 1."
-        print(f"interrupted during epoch {epoch + 1}, step {step + 1}. {where}")
-        raise
-    finally:
-        bar.close()
-    frame = pd.DataFrame(history)
-    frame.attrs["fingerprint"] = fingerprint
-    frame.attrs["checkpoint"] = None if checkpoint is None else str(checkpoint)
-    return frame
+        progress = show_progress(progress)
+        steps_per_epoch = len(data.loader("train", recipe.batch_size))
+        bar = tqdm(total=recipe.epochs * steps_per_epoch, initial=start_epoch * steps_per_epoch,
+                   desc=desc or getattr(model, "arch", "train"), disable=not progress, leave=False)
+        epoch, step = start_epoch, 0
+        try:
+            cuda_ids = [device.index if device.index is not None else torch.cuda.current_device()] \
+                if device.type == "cuda" else []
+            with torch.random.fork_rng(devices=cuda_ids):  # the caller's RNG state is left as it was
+                for epoch in range(start_epoch, recipe.epochs):
+                    torch.manual_seed(_mix(seed, epoch, "global"))  # dropout etc.: same on resume
+                    t0 = time.perf_counter()
+                    model.train()
+                    loss_sum = torch.zeros((), device=device)
+                    correct = torch.zeros((), device=device, dtype=torch.long)
+                    stat_sums, seen = {}, 0
+                    first_bad = torch.full((), -1, device=device, dtype=torch.long)
+                    loader = data.loader("train", recipe.batch_size, seed=seed, epoch=epoch, augment=recipe.augment)
+                    for step, (x, y, index) in enumerate(loader):
+                        lr = recipe.lr_at(epoch * steps_per_epoch + step, steps_per_epoch)
+                        for group in optimizer.param_groups:
+                            group["lr"] = lr
+                        loss, logits, stats = train_step(model, optimizer, objective, x, y, index, teacher, scaler)
+                        b = len(y)
+                        seen += b
+                        first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+                        loss_sum += loss * b
+                        correct += (logits.argmax(1) == y).sum()
+                        for k, v in stats.items():
+                            stat_sums[k] = stat_sums.get(k, 0) + v.detach().float() * b
+                        bar.update(1)
+                        if (step + 1) % check_every == 0 and first_bad.item() >= 0:
+                            break
+                    bad = int(first_bad.item())
+                    if bad >= 0:
+                        if checkpoint is None:
+                            kept = "no checkpoint was kept (pass checkpoint=...)"
+                        elif history:
+                            kept = f"the checkpoint {checkpoint} still holds epoch {len(history)}"
+                        else:
+                            kept = "no epoch had finished, so there is no checkpoint yet"
+                        bad_lr = recipe.lr_at(epoch * steps_per_epoch + bad, steps_per_epoch)
+                        raise NonFiniteLossError(f"the loss became NaN or infinite at epoch {epoch + 1}, step "
+                                                 f"{bad + 1} (lr {bad_lr:.4g}); {kept}. Lower the learning rate or "
+                                                 f"check the inputs and the objective.")
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    train_seconds = time.perf_counter() - t0
+                    row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(loss_sum) / seen,
+                           "train_acc": float(correct) / seen}
+                    row.update({f"train_{k}": float(v) / seen for k, v in stat_sums.items()})
+                    for s in eval_splits if (epoch + 1) % eval_every == 0 or epoch + 1 == recipe.epochs else ():
+                        row.update({f"{s}_{k}": v for k, v in
+                                    evaluate(model, data, s, teacher_logits=teacher_eval.get(s)).items()})
+                    row["seconds"] = time.perf_counter() - t0
+                    row["images_per_s"] = seen / train_seconds
+                    history.append(row)
+                    if checkpoint is not None:
+                        save_atomic({"fingerprint": json.dumps(fingerprint), "epoch": epoch + 1,
+                                     "scaler": None if scaler is None else scaler.state_dict(),
+                                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                     "history": history}, checkpoint)
+                    if callback is not None:  # after the save: a callback that raises loses no training
+                        callback(epoch + 1, model)
+                    if verbose:
+                        (bar.write if progress else print)(_summary(row, recipe.epochs))
+                    elif row.get("train_skipped", 0) > 0.05:  # never silent: many fp16 steps overflowed
+                        print(f"{desc or 'train'}: epoch {epoch + 1} skipped {100 * row['train_skipped']:.0f}% of its "
+                              f"steps (fp16 gradients overflowed; the loss scale was lowered). If this persists, lower "
+                              f"the learning rate or set KDLAB_PRECISION=fp32")
+        except KeyboardInterrupt:
+            if checkpoint is None:
+                where = "No checkpoint was being written (pass checkpoint=... to make runs resumable)."
+            elif history:
+                where = (f"The checkpoint {checkpoint} holds epoch {len(history)}: run the same call again to resume "
+                         f"there.")
+            else:
+                where = "No epoch had finished, so there is no checkpoint yet: the same call starts again from epoch 1."
+            print(f"interrupted during epoch {epoch + 1}, step {step + 1}. {where}")
+            raise
+        finally:
+            bar.close()
+        frame = pd.DataFrame(history)
+        frame.attrs["fingerprint"] = fingerprint
+        frame.attrs["checkpoint"] = None if checkpoint is None else str(checkpoint)
+        frame.attrs["trained_epochs"] = recipe.epochs - start_epoch  # 0: loaded, nothing trained in this call
+        return frame

@@ -210,3 +210,59 @@ def test_the_callback_sees_each_trained_epoch_of_each_arm(data, tmp_path, one_th
     seen.clear()
     run_arms(arms, data, recipe, seeds=(0,), home=tmp_path, callback=lambda *a: seen.append(a[:3]), **KW)
     assert seen == []  # loaded runs are not replayed
+
+
+def test_a_run_another_process_is_training_comes_last_and_is_loaded_when_it_is_done(data, tmp_path, one_thread,
+                                                                                     capsys):
+    """A sweep's jobs share the run cache: a run whose lock is held elsewhere is put off, the others are trained
+    meanwhile, and the results keep their order. Here the other process is a thread holding the run's lock that
+    trains it (the same call, another home's copy) and saves it before letting go."""
+    import fcntl
+    import shutil
+    import threading
+
+    from kdlab.experiment import run_path
+    from kdlab.io import lock_path
+    from kdlab.train import run_fingerprint
+    recipe = Recipe(epochs=2, batch_size=50, lr=0.05, schedule="onecycle")
+    arms = [Arm("busy", "resnet8", CrossEntropy()), Arm("free", "resnet8", CrossEntropy(label_smoothing=0.1))]
+    reference = run_arms(arms, data, recipe, seeds=(0,), home=tmp_path / "alone", **KW)
+    capsys.readouterr()
+    fp = run_fingerprint(build("resnet8", data.num_classes), data, recipe, CrossEntropy(), None, 0)
+    busy = run_path(fp, ["val"], tmp_path / "shared")
+    busy.parent.mkdir(parents=True)
+    held = open(lock_path(busy), "a")
+    fcntl.flock(held, fcntl.LOCK_EX)
+    order = []
+
+    def other_process():  # finishes the busy run once this process has trained the free one (or after 60 s)
+        for _ in range(1200):
+            if ("free", 0) in order:
+                break
+            threading.Event().wait(0.05)
+        shutil.copy(run_path(fp, ["val"], tmp_path / "alone"), busy)
+        fcntl.flock(held, fcntl.LOCK_UN)
+        held.close()
+
+    threading.Thread(target=other_process, daemon=True).start()
+    res = run_arms(arms, data, recipe, seeds=(0,), home=tmp_path / "shared",
+                   callback=lambda arm, seed, epoch, model: order.append((arm, seed)) if epoch == 2 else None, **KW)
+    out = capsys.readouterr().out
+    assert order == [("free", 0)]  # the busy run was not trained here
+    assert out.index("free ") < out.index("busy ") and "another process is training this run; waiting" in out
+    assert "busy                     seed 0" in out and "(loaded: another process made this run meanwhile)" in out
+    assert list(res.runs["arm"]) == ["busy", "free"]
+    assert list(res.runs["val_acc"]) == list(reference.runs["val_acc"])
+    assert list(res.models) == [("busy", 0), ("free", 0)]
+
+
+def test_an_interrupted_run_says_it_resumed(data, tmp_path, one_thread, capsys):
+    recipe = Recipe(epochs=2, batch_size=50, lr=0.05, schedule="onecycle")
+
+    def stop_after_one(arm, seed, epoch, model):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_arms([Arm("baseline", "resnet8")], data, recipe, seeds=(0,), home=tmp_path, callback=stop_after_one, **KW)
+    run_arms([Arm("baseline", "resnet8")], data, recipe, seeds=(0,), home=tmp_path, **KW)
+    assert "(resumed: 1 of its epochs were left)" in capsys.readouterr().out
