@@ -8,6 +8,8 @@
     python -m kdlab plan [NOTEBOOK] [--scale S]
                                     what a notebook (or each) trains at a scale, and its expected time here
                                     and on a GPU
+    python -m kdlab sweep NOTEBOOK --scale S --executor slurm|local|debug [--jobs N]
+                                    a notebook's runs as jobs on a scheduler (pip install -e ".[cluster]")
     python -m kdlab teachers list   the teachers in the cache (KDLAB_HOME)
     python -m kdlab teachers export DIR
                                     copy them with a manifest into DIR, for a course to share: learners set
@@ -76,12 +78,58 @@ def _main(argv=None):
         return 0
     if cmd == "teachers":
         return _teachers(rest)
+    if cmd == "sweep":
+        return _sweep(rest)
     if cmd == "bench":
         from kdlab.bench import main as bench
         bench(rest)
         return 0
     print(f"unknown command {cmd!r}\n{__doc__}", file=sys.stderr)
     return 2
+
+
+def _sweep(rest):
+    from kdlab import sweep
+    from kdlab.scale import SCALES, resolve_name
+    p = argparse.ArgumentParser(prog="python -m kdlab sweep", description="Submits jobs that each execute the "
+                                "notebook, sharing its runs through the run cache (see kdlab.sweep).")
+    p.add_argument("notebook", help="01-07, a notebook's name, or the path of a notebook of your own")
+    p.add_argument("--scale", default=None, help=f"one of {', '.join(SCALES)} (default: KDLAB_SCALE, else this "
+                   f"machine's)")
+    p.add_argument("--executor", default="local", help=f"one of {', '.join(sweep.EXECUTORS)} (default: local)")
+    p.add_argument("--jobs", type=int, default=2, help="how many jobs share the runs (default: 2)")
+    p.add_argument("--hours", type=float, default=24.0, help="each job's time limit (default: 24)")
+    p.add_argument("--partition", default=None, help="SLURM partition")
+    p.add_argument("--cpus", type=int, default=None, help="CPU cores per SLURM job (default: 8)")
+    p.add_argument("--gpus", type=int, default=None, help="GPUs per SLURM job (default: 1)")
+    p.add_argument("--no-wait", action="store_true", help="submit and return; follow with --status")
+    p.add_argument("--status", action="store_true", help="what the last sweep's logs say so far; submits nothing")
+    a = p.parse_args(rest)
+    scale = a.scale or resolve_name()
+    if a.status:
+        print(sweep.progress(sweep.latest(a.notebook, scale)))
+        return 0
+    from kdlab.plans import NOTEBOOKS, report, resolve
+    _, path = sweep.check(a.notebook, scale, a.executor, a.jobs, a.hours)
+    if path.stem in NOTEBOOKS:
+        print(report(resolve(path.stem), scale))
+    s = sweep.submit(a.notebook, scale, a.executor, a.jobs, hours=a.hours, partition=a.partition, cpus=a.cpus,
+                     gpus=a.gpus)
+    print(f"submitted {len(s.jobs)} {a.executor} jobs for {path.name} at scale {scale}; logs and executed notebooks "
+          f"in {s.folder}")
+    if a.no_wait:
+        print(f"follow it with: python -m kdlab sweep {a.notebook} --scale {scale} --status")
+        return 0
+    try:
+        results = s.wait()
+    except KeyboardInterrupt:
+        print(f"\nstopped waiting; the jobs go on (python -m kdlab sweep {a.notebook} --scale {scale} --status)")
+        return 130
+    failed = [r for r in results if "error" in r]
+    print(f"{len(results) - len(failed)} of {len(results)} jobs finished" + (
+        f"; {len(failed)} failed (their logs are in {s.folder / 'submitit'}): submit the sweep again to finish "
+        f"what they left" if failed else f"; open {path.name} at scale {scale}: it loads every run"))
+    return 1 if failed else 0
 
 
 def _teachers(rest):
