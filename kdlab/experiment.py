@@ -158,7 +158,7 @@ def run_arms(arms, data, recipe: Recipe, seeds=(0, 1, 2), *, home=None, progress
     for seed in seeds:
         for arm in arms:
             model, path = locate(seed, arm)
-            if path is not None and not path.exists() and is_locked(path):
+            if path is not None and is_locked(path):  # saved epochs or none yet: it is being trained
                 later.append((seed, arm, model, path))
             else:
                 done[arm.name, seed] = train(seed, arm, model, path)

@@ -35,6 +35,9 @@ def test_required_runtime_and_test_packages():
     test = project["optional-dependencies"]["test"]
     assert {_name(r) for r in test} >= {"pytest", "pytest-xdist", "nbval", "ipykernel", "jupyterlab"}
     assert any(r.replace(" ", "").startswith("nbval>=0.11") for r in test)  # 0.10 breaks with pytest >= 8.1
+    # sweeps are optional: the library imports submitit only when one is submitted; the tests run them
+    assert {_name(r) for r in project["optional-dependencies"]["cluster"]} == {"submitit", "nbclient", "ipykernel"}
+    assert not runtime & {"submitit", "nbclient"} and {_name(r) for r in test} >= {"submitit", "nbclient", "psutil"}
 
 
 def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
