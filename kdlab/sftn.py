@@ -11,7 +11,7 @@ with the teacher NOT detached: the KL pulls the teacher towards what student-sha
 is what makes it student-friendly. Afterwards the branches are dropped (`export_teacher`) and the plain teacher
 is distilled into a freshly initialised student with any KD method.
 
-Choices (shared/methods.md section 7: the values are from an unofficial implementation, unverified):
+Choices (the loss weights are from an unofficial implementation, not verified against the paper):
 - lambda_T = 1, lambda_KL = 3, lambda_CE = 1, tau = 1; the tau^2 factor follows kdlab's KD convention (it is 1
   at tau = 1). KL uses `batchmean`, summed over the N - 1 branches, not averaged.
 - Transform layer: a 1x1 conv (3x3 with stride s when the teacher's feature map is s times larger, e.g.

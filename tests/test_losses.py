@@ -1,4 +1,4 @@
-"""Tests for kdlab.losses, each tied to a statement of the theory (shared/methods.md, section 0)."""
+"""Tests for kdlab.losses, each tied to a statement of the theory."""
 import math
 
 import numpy as np

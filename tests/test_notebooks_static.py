@@ -1,5 +1,5 @@
 """The committed notebooks, read without a kernel: each carries one clean top-to-bottom run with a run card
-at the scale it states, and has what every concept notebook must have (shared/notebook-standard.md)."""
+at the scale it states, and has what every concept notebook must have."""
 import json
 import re
 from pathlib import Path

@@ -1,6 +1,6 @@
 """kdlab's distillation losses, one per module.
 
-Conventions every loss here follows (see shared/methods.md, section 0):
+Conventions every loss here follows:
 - The teacher is the target: KL(p_t || p_s), with the teacher's logits detached inside the loss (the
   student's loss does not train the teacher; compute them with the teacher in eval() under no_grad()).
   `F.kl_div` takes the student's log-probabilities as input and the teacher's distribution as target.

@@ -11,7 +11,7 @@ Two weights:
 - CWSM: w_x = 1 / (max_k softmax(z_s)_k + 1e-3) (`cwsm_weight`): the student's own confidence, in
   [1/1.001, K/(1 + 1e-3 K)]; with many classes T_x = T0 + beta (mean - w_x) can reach far below 0.
 
-Choices the paper leaves open (shared/methods.md: unverified), stated here and in notebook 06:
+Choices the paper leaves open (its values are not verified here), stated here and in notebook 06:
 - Safe range: T_x is clamped to [min_temperature, max_temperature], default [1, 4 T0]. Below 1 a target is
   sharper than the teacher's own output; a non-positive T is meaningless. Clamping moves the batch mean away
   from T0: `dtd_stats` reports how many samples were clamped.

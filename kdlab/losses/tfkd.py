@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from kdlab.checks import check_labels, check_logits, check_temperature, check_weight
 from .kd import KD, distillation_kl, float32
 
-# Published Tf-KD self settings on CIFAR-100 (Tf-KD README; shared/methods.md section 3): the soft weight a,
+# Published Tf-KD self settings on CIFAR-100 (Tf-KD README): the soft weight a,
 # the temperature T and the multiplier m of the public code's mean-reduced KL.
 PUBLISHED_SELF = {
     "MobileNetV2": {"alpha": 0.95, "temperature": 20.0, "multiplier": 1.0},
