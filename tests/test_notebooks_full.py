@@ -15,7 +15,7 @@ from kdlab.paths import data_dir
 nbformat = pytest.importorskip("nbformat")
 pytest.importorskip("nbclient")
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.full_plans]
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb"))
 
