@@ -12,7 +12,7 @@ from kdlab.paths import data_dir
 
 # ---------------------------------------------------------------- fake archives in the published layouts
 
-def write_fake_cifar100(root, n_train=300, n_test=100, K=100, seed=0):
+def write_fake_cifar100(root, n_train=300, n_test=100, K=100, seed=0, names=None):
     rng = np.random.default_rng(seed)
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True)
@@ -23,7 +23,7 @@ def write_fake_cifar100(root, n_train=300, n_test=100, K=100, seed=0):
         with open(folder / name, "wb") as f:
             pickle.dump(entry, f)
     with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": [f"class{k}" for k in range(K)],
+        pickle.dump({"fine_label_names": list(names) if names is not None else [f"class{k}" for k in range(K)],
                      "coarse_label_names": [f"super{k}" for k in range(20)]}, f)
     return folder
 

@@ -4,11 +4,10 @@ and seeds, every epoch count cut to at most two. A dataset detail that crashes `
 CIFAR-10 has, a branch only `full` takes) fails here in seconds instead of after GPU-hours, and `full` ends
 with its headline (and, in 01-04 and 07, the published numbers), never an AssertionError."""
 import os
-import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_data import write_fake_cifar100, write_fake_tiny_imagenet  # tests/ is on sys.path under pytest
 
 from kdlab.paths import data_dir
 
@@ -58,46 +57,13 @@ PARAMETERS = {
 }
 
 
-def write_cifar100(root: Path, per_class=(2, 1)):
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    for name, n in zip(("train", "test"), per_class):
-        labels = np.tile(np.arange(100), n)
-        entry = {"data": rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8), "fine_labels": labels.tolist(),
-                 "coarse_labels": (labels // 5).tolist(), "filenames": [f"{i}.png" for i in range(len(labels))]}
-        with open(folder / name, "wb") as f:
-            pickle.dump(entry, f)
-    with open(folder / "meta", "wb") as f:
-        pickle.dump({"fine_label_names": CIFAR100_CLASSES, "coarse_label_names": [f"super{k}" for k in range(20)]}, f)
-
-
-def write_tiny_imagenet(root: Path, per_class=12, val_per_class=1):  # 04 holds out 2,000
-    from PIL import Image
-    rng = np.random.default_rng(0)
-    folder = root / "tiny-imagenet-200"
-    wnids = [f"n{i:08d}" for i in range(200)]
-    (folder / "val" / "images").mkdir(parents=True)
-    (folder / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (folder / "words.txt").write_text("\n".join(f"{w}\tthing {i}, other name" for i, w in enumerate(wnids)) + "\n")
-    for w in wnids:
-        d = folder / "train" / w / "images"
-        d.mkdir(parents=True)
-        for i in range(per_class):
-            Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(d / f"{w}_{i}.JPEG")
-    lines = []
-    for i in range(val_per_class * len(wnids)):
-        name = f"val_{i}.JPEG"
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / "val" / "images" / name)
-        lines.append(f"{name}\t{wnids[i % len(wnids)]}\t0\t0\t63\t63")
-    (folder / "val" / "val_annotations.txt").write_text("\n".join(lines) + "\n")
-
-
 @pytest.fixture(scope="module")
 def fake_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("fake-archives")
-    write_cifar100(root)
-    write_tiny_imagenet(root)
+    # two training images a class (one of them held out for validation), one test image
+    write_fake_cifar100(root, n_train=200, n_test=100, names=CIFAR100_CLASSES)
+    # 04 holds out 2,000 Tiny ImageNet training images for validation
+    write_fake_tiny_imagenet(root, wnids=[f"n{i:08d}" for i in range(200)], per_class=12, val_per_class=1)
     # 04's pitfall cell compares CIFAR-10's channel statistics with CIFAR-100's at every scale: the real ones
     cifar10 = data_dir() / "cifar-10-batches-py"
     if not cifar10.is_dir():

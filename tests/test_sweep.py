@@ -1,6 +1,5 @@
 """Sweeps through submitit on this CPU: jobs that share a notebook's runs, a killed job resumed bit-identically, a
 failing job said while the others finish, and the notebook afterwards loading everything."""
-import os
 import signal
 import sys
 import time
@@ -75,9 +74,10 @@ def same_run(a: Path, b: Path):
     assert x["epoch"] == y["epoch"] == EPOCHS
     for k in x["model"]:
         assert torch.equal(x["model"][k], y["model"][k]), f"{a.name}: {k} differs"
-    clock = ("seconds", "images_per_s")
-    strip = [{k: v for k, v in row.items() if not any(c in k for c in clock)} for row in x["history"]]
-    assert strip == [{k: v for k, v in row.items() if not any(c in k for c in clock)} for row in y["history"]]
+    def without_clock(history):
+        return [{k: v for k, v in row.items() if not any(c in k for c in ("seconds", "images_per_s"))}
+                for row in history]
+    assert without_clock(x["history"]) == without_clock(y["history"])
 
 
 def test_two_local_jobs_split_notebook_05_and_the_notebook_then_trains_nothing(tmp_path, one_thread_jobs):
@@ -106,7 +106,7 @@ def test_a_killed_job_resumes_in_the_next_sweep_and_ends_bit_identical(tmp_path,
 
     home = tmp_path / "home"
     job = sweep.submit(nb, "smoke", "local", jobs=1, home=home).jobs[0]
-    deadline, killed_at = time.monotonic() + 300, None
+    deadline, killed_at, killed = time.monotonic() + 300, None, []
     while killed_at is None and time.monotonic() < deadline and not job.done():
         for path in (home / "runs").rglob("*.pt") if (home / "runs").is_dir() else []:
             try:
@@ -115,13 +115,14 @@ def test_a_killed_job_resumes_in_the_next_sweep_and_ends_bit_identical(tmp_path,
                 continue
             if 1 <= epoch < EPOCHS // 2:
                 process = psutil.Process(int(job.job_id))  # the job, and the kernel it started
-                for p in [*process.children(recursive=True), process]:
+                killed = [*process.children(recursive=True), process]
+                for p in killed:
                     p.send_signal(signal.SIGKILL)
                 killed_at = epoch
                 break
         time.sleep(0.05)
     assert killed_at is not None, "the job finished its first run before it could be killed"
-    psutil.wait_procs([p for p in psutil.process_iter() if p.pid == int(job.job_id)], timeout=10)
+    psutil.wait_procs(killed, timeout=10)
     assert len(run_files(home)) == 1  # the first run, part-trained; nothing else started
 
     results = sweep.submit(nb, "smoke", "local", jobs=2, home=home).wait(interval=1, say=lambda line: None)
