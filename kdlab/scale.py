@@ -49,16 +49,26 @@ class Scale:
             return f"well under the {self.budget} it takes on a 2-core CPU"
         return self.budget
 
-    def banner(self, device_type: str | None = None) -> str:
+    def banner(self, device_type: str | None = None, precision: str | None = None) -> str:
+        """One line: the scale, the device, how it computes there (`precision`, see `kdlab.train.precision`;
+        looked up when `device_type` is not given), and the time to expect."""
         if device_type is None:
             import torch
+
+            from kdlab.train import precision as precision_on  # lazy: the scale table needs no torch
             device_type = "cuda" if torch.cuda.is_available() else "cpu"
+            precision = precision_on(torch.device(device_type))
         train = "all" if self.train_size is None else f"{self.train_size:,}"
         test = "all" if self.test_size is None else f"{self.test_size:,}"
         return (f"kdlab scale: {self.name} | {self.dataset}, {train} train / {self.val_size:,} val / {test} test "
                 f"images | teacher {self.teacher} ({self.teacher_recipe.epochs} ep), student {self.student} "
-                f"({self.student_recipe.epochs} ep), seeds {list(self.seeds)} | device {device_type} | "
+                f"({self.student_recipe.epochs} ep), seeds {list(self.seeds)} | device {device_type}"
+                f"{_PRECISION_NOTES.get((device_type, precision), f' ({precision})' if precision else '')} | "
                 f"expected: {self.expected_time(device_type)}")
+
+
+# What a learner on a hosted GPU should know: an older card (T4, V100) has no native bf16, so training runs in fp16
+_PRECISION_NOTES = {("cuda", "fp16"): " (fp16 with a gradient scaler: this GPU has no native bf16)"}
 
 
 def _cpu_recipe(epochs, lr=0.1):

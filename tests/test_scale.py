@@ -38,6 +38,26 @@ def test_every_run_announces_scale_and_expected_time(capsys, monkeypatch):
         "has none" in S.get_scale("reduced", announce=False).banner("cpu")
 
 
+def test_banner_says_how_the_device_computes(capsys, monkeypatch):
+    import kdlab.train as T
+    monkeypatch.delenv("KDLAB_PRECISION", raising=False)
+    # a hosted T4: CUDA without native bf16 trains in fp16, and the banner says why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(T, "cuda_bf16", lambda: False)
+    S.get_scale("reduced")
+    out = capsys.readouterr().out
+    assert "device cuda (fp16 with a gradient scaler: this GPU has no native bf16) | expected:" in out
+    monkeypatch.setattr(T, "cuda_bf16", lambda: True)
+    S.get_scale("reduced")
+    assert "device cuda (bf16) | expected:" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("KDLAB_PRECISION", "fp32")
+    S.get_scale("laptop")
+    assert "device cpu (fp32) | expected:" in capsys.readouterr().out
+    # told the device only, the banner names no precision
+    assert "device cpu | expected:" in S.get_scale("laptop", announce=False).banner("cpu")
+
+
 def test_overrides_and_unknown_fields():
     s = S.get_scale("smoke", announce=False, student="resnet20", seeds=(0, 1, 2))
     assert s.student == "resnet20" and s.seeds == (0, 1, 2) and s.teacher == "resnet8"
