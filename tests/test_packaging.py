@@ -38,6 +38,10 @@ def test_required_runtime_and_test_packages():
     # sweeps are optional: the library imports submitit only when one is submitted; the tests run them
     assert {_name(r) for r in project["optional-dependencies"]["cluster"]} == {"submitit", "nbclient", "ipykernel"}
     assert not runtime & {"submitit", "nbclient"} and {_name(r) for r in test} >= {"submitit", "nbclient", "psutil"}
+    # the site builds from its own extra; the tests build it too
+    site = {_name(r) for r in project["optional-dependencies"]["site"]}
+    assert site == {"sphinx", "myst-nb", "sphinx-book-theme", "sphinx-mathjax-offline"} and {_name(r) for r in test} >= site
+    assert not runtime & site
 
 
 def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
