@@ -5,9 +5,6 @@
 Builds offline: the theme comes from PyPI and MathJax from sphinx-mathjax-offline, so math renders without a
 network. Saved widget state is not shown (it needs widget JavaScript from the web); every slider has a static
 figure beside it."""
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 
 project = "kdlab"
 author = "kdlab"
@@ -24,6 +21,5 @@ nb_merge_streams = True        # one block per cell for printed lines, as in Jup
 html_theme = "sphinx_book_theme"
 html_title = "kdlab: knowledge distillation, run"
 html_theme_options = {"home_page_in_toc": True, "show_navbar_depth": 1, "use_download_button": True}
-html_static_path = []
 html_copy_source = True  # the download button offers each page's .ipynb
 suppress_warnings = ["mystnb.unknown_mime_type"]
