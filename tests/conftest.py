@@ -1,10 +1,5 @@
-import os
-
-# Notebooks under nbval inherit this environment: CI-sized runs unless the caller chose a scale.
-os.environ.setdefault("KDLAB_SCALE", "smoke")
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 
 @pytest.fixture(scope="module")

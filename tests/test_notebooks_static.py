@@ -128,7 +128,7 @@ def test_committed_run_shows_its_headline_holding(path):
 
 
 def test_a_notebook_alone_under_pytest_runs_at_smoke(tmp_path):
-    """`pytest notebooks/01_dark_knowledge.ipynb` loads notebooks/conftest.py, not tests/conftest.py: without a
+    """`pytest notebooks/01_dark_knowledge.ipynb` loads the root conftest.py, not tests/conftest.py: without a
     scale of its own the notebook would run at the machine's default (laptop: ten minutes, not one)."""
     import os
     import subprocess
@@ -136,7 +136,7 @@ def test_a_notebook_alone_under_pytest_runs_at_smoke(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KDLAB_SCALE"}
     probe = tmp_path / "test_probe.py"
     probe.write_text("import os\n\ndef test_scale():\n    assert os.environ['KDLAB_SCALE'] == 'smoke'\n")
-    conftest = (Path(__file__).resolve().parents[1] / "notebooks" / "conftest.py").read_text()
+    conftest = (Path(__file__).resolve().parents[1] / "conftest.py").read_text()
     (tmp_path / "conftest.py").write_text(conftest)
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "addopts=",
                         str(probe)], cwd=tmp_path, env=env, capture_output=True, text=True)
