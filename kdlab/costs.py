@@ -74,10 +74,17 @@ def save(rows, home=None) -> Path:
     return path
 
 
+def gpu_basis(rows, arch: str):
+    """The CPU row whose operator and FLOP counts the GPU model reads for `arch`: the first bf16 one (the modelled
+    GPU trains in bf16, and autocast changes the operator count), else the first; None without one."""
+    cpu_rows = [r for r in rows if r.arch == arch and r.device.startswith("cpu")]
+    return next((r for r in cpu_rows if r.precision == "bf16"), cpu_rows[0] if cpu_rows else None)
+
+
 def gpu_constants(rows) -> tuple:
     """(seconds per operator, seconds per image per GFLOP) of the H100 model, from the resnet8x4 and resnet32x4
     rows' counts: the measured KD step is resnet8x4's training step plus resnet32x4's forward (and the loss)."""
-    s, t = ({r.arch: r for r in rows if r.device.startswith("cpu")}.get(a) for a in ("resnet8x4", "resnet32x4"))
+    s, t = (gpu_basis(rows, a) for a in ("resnet8x4", "resnet32x4"))
     if s is None or t is None:
         raise KeyError("the GPU model needs the resnet8x4 and resnet32x4 rows: python -m kdlab bench --costs")
     (b0, t0), (b1, t1) = sorted(H100_KD_STEP_SECONDS.items())
@@ -103,22 +110,36 @@ def gpu_estimate(cpu_row: Cost, batch_size: int, rows, pixels: float = 1.0) -> C
                 f"{cpu_row.device}")
 
 
-def lookup(rows, device: str, arch: str, batch_size: int, pixels: float = 1.0) -> Cost:
+def lookup(rows, device: str, arch: str, batch_size: int, pixels: float = 1.0, precision: str | None = None) -> Cost:
     """The row for `arch` on `device` ("cpu: ..." names a CPU, REFERENCE_GPU the H100 model, another name a
     measured GPU) for images of `pixels` times 32x32's area; for an unmeasured CPU, the first CPU row of that
-    model (said in its `source`). Measured rows scale with the area."""
-    for r in rows:
-        if r.device == device and r.arch == arch:
-            return r if pixels == 1 else replace(r, train_ips=r.train_ips / pixels, infer_ips=r.infer_ips / pixels,
-                                                 augment_ips=r.augment_ips / pixels)
+    model (said in its `source`). Measured rows scale with the area.
+
+    `precision` ('bf16', 'fp16', 'fp32'; None: any) is the one the device trains in: two CPUs with one name (a
+    2-core "AMD EPYC" with native bf16 and one without, which trains in fp32 at about a quarter of the speed)
+    have a row each, and only a row of the precision the machine trains in describes it."""
+    def scaled(r):
+        return r if pixels == 1 else replace(r, train_ips=r.train_ips / pixels, infer_ips=r.infer_ips / pixels,
+                                             augment_ips=r.augment_ips / pixels)
+
+    mine = [r for r in rows if r.device == device and r.arch == arch]
+    for r in mine:
+        if precision in (None, r.precision):
+            return scaled(r)
     cpu_rows = [r for r in rows if r.arch == arch and r.device.startswith("cpu")]
     if not cpu_rows:
         raise KeyError(f"no cost row for {arch}: measure it with 'python -m kdlab bench --costs --models {arch}'")
     if device == REFERENCE_GPU:
-        return gpu_estimate(cpu_rows[0], batch_size, rows, pixels)
-    return replace(lookup(rows, cpu_rows[0].device, arch, batch_size, pixels), device=device,
-                   source=f"estimate: this machine has no row, so {cpu_rows[0].device}'s (measure yours: python -m "
-                          f"kdlab bench --costs)")
+        return gpu_estimate(gpu_basis(rows, arch), batch_size, rows, pixels)
+    same = [r for r in cpu_rows if precision in (None, r.precision)]
+    borrowed = (same or mine or cpu_rows)[0]
+    if borrowed.precision == precision or precision is None:
+        why = f"this machine has no row, so {borrowed.device}'s"
+    else:
+        why = (f"this machine trains in {precision} and no {precision} row is measured, so {borrowed.device}'s "
+               f"{borrowed.precision} row")
+    return replace(scaled(borrowed), device=device,
+                   source=f"estimate: {why} (measure yours: python -m kdlab bench --costs)")
 
 
 def device_name(device) -> str:

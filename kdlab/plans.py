@@ -250,10 +250,11 @@ def earlier_keys(notebook: str, scale: str) -> set:
     return {t.shared for other in NOTEBOOKS[:NOTEBOOKS.index(nb)] for t in trainings(other, scale) if t.shared}
 
 
-def seconds(t: Training, device: str, rows) -> float:
-    """Expected seconds of one training on `device` (a cost table's device name)."""
+def seconds(t: Training, device: str, rows, precision: str | None = None) -> float:
+    """Expected seconds of one training on `device` (a cost table's device name) training in `precision` (None:
+    whichever the device's first row has)."""
     from kdlab.costs import lookup
-    c = lambda arch: lookup(rows, device, arch, t.batch_size, t.pixels)
+    c = lambda arch: lookup(rows, device, arch, t.batch_size, t.pixels, precision)
     per_train_image = 1 / c(t.arch).train_ips + (1 / c(t.arch).augment_ips if t.augment else 0.0)
     if t.teacher:
         per_train_image += 1 / c(t.teacher).infer_ips
@@ -294,6 +295,7 @@ def plan(notebook: str, scale: str, devices=None, home=None, look_in_cache: bool
     from kdlab import costs
     rows = costs.table(home)
     devices = list(devices or default_devices())
+    precisions = {d: trains_in(d) for d in devices}
     earlier = earlier_keys(notebook, scale)
     out, loaded_data = [], {}
     for t in trainings(notebook, scale):
@@ -304,7 +306,7 @@ def plan(notebook: str, scale: str, devices=None, home=None, look_in_cache: bool
                     "epochs": t.epochs, "train images": t.train_images,
                     "from": "an earlier notebook's cache" if made else "trained here",
                     **({"in the cache": cached} if look_in_cache else {}),
-                    **{d: 0.0 if free else seconds(t, d, rows) for d in devices}})
+                    **{d: 0.0 if free else seconds(t, d, rows, precisions[d]) for d in devices}})
     return pd.DataFrame(out)
 
 
@@ -315,6 +317,18 @@ def default_devices() -> list:
     from kdlab.costs import REFERENCE_GPU, device_name
     here = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     return [here] + ([REFERENCE_GPU] if here != REFERENCE_GPU else [])
+
+
+def trains_in(device: str) -> str | None:
+    """The precision that `device` (a cost table's name) trains in, if it is this machine (kdlab.train.precision,
+    which KDLAB_PRECISION sets); None (any row) for another device. Two CPUs can share a name and not a
+    precision: only the rows of the precision this machine trains in describe it."""
+    import torch
+
+    from kdlab.costs import device_name
+    from kdlab.train import precision
+    here = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return precision(here) if device == device_name(here) else None
 
 
 def total(notebook: str, scale: str, device: str, home=None) -> float:
@@ -386,5 +400,5 @@ def report(notebook: str | None = None, scale: str | None = None, home=None) -> 
 
 def lookup_source(rows, device: str) -> str:
     from kdlab.costs import lookup
-    r = lookup(rows, device, "resnet8", 128)
+    r = lookup(rows, device, "resnet8", 128, precision=trains_in(device))
     return f"{device}: {r.source}"
