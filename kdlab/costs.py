@@ -113,7 +113,7 @@ def gpu_estimate(cpu_row: Cost, batch_size: int, rows, pixels: float = 1.0) -> C
 def lookup(rows, device: str, arch: str, batch_size: int, pixels: float = 1.0, precision: str | None = None) -> Cost:
     """The row for `arch` on `device` ("cpu: ..." names a CPU, REFERENCE_GPU the H100 model, another name a
     measured GPU) for images of `pixels` times 32x32's area; for an unmeasured CPU, the first CPU row of that
-    model (said in its `source`). Measured rows scale with the area.
+    model, of the same precision where one is measured (said in its `source`). Measured rows scale with the area.
 
     `precision` ('bf16', 'fp16', 'fp32'; None: any) is the one the device trains in: two CPUs with one name (a
     2-core "AMD EPYC" with native bf16 and one without, which trains in fp32 at about a quarter of the speed)

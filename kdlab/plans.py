@@ -310,12 +310,18 @@ def plan(notebook: str, scale: str, devices=None, home=None, look_in_cache: bool
     return pd.DataFrame(out)
 
 
+def _this_machine() -> tuple:
+    """(the torch device this machine trains on, its name in the cost table: its thread count included)."""
+    from kdlab.costs import device_name
+    from kdlab.train import resolve_device
+    here = resolve_device()
+    return here, device_name(here)
+
+
 def default_devices() -> list:
     """This machine and the reference GPU."""
-    import torch
-
-    from kdlab.costs import REFERENCE_GPU, device_name
-    here = device_name(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    from kdlab.costs import REFERENCE_GPU
+    here = _this_machine()[1]
     return [here] + ([REFERENCE_GPU] if here != REFERENCE_GPU else [])
 
 
@@ -323,12 +329,9 @@ def trains_in(device: str) -> str | None:
     """The precision that `device` (a cost table's name) trains in, if it is this machine (kdlab.train.precision,
     which KDLAB_PRECISION sets); None (any row) for another device. Two CPUs can share a name and not a
     precision: only the rows of the precision this machine trains in describe it."""
-    import torch
-
-    from kdlab.costs import device_name
     from kdlab.train import precision
-    here = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return precision(here) if device == device_name(here) else None
+    here, name = _this_machine()
+    return precision(here) if device == name else None
 
 
 def total(notebook: str, scale: str, device: str, home=None) -> float:
